@@ -16,6 +16,7 @@ elsewhere with an environment variable:
   SentencePiece   @sentencepiece      <usr>                               ZT_SENTENCEPIECE_PREFIX
   netCDF / HDF5   @netcdf / @hdf5     <usr>                               ZT_NETCDF_PREFIX / ZT_HDF5_PREFIX
   nlohmann-json   @nlohmann_json      <usr>                               ZT_NLOHMANN_JSON_PREFIX
+  Gloo            @gloo               <usr>                               ZT_GLOO_PREFIX
 
 <usr> is $DSB_PREFIX/usr on the GPU machine (after `source .device/setup.sh`) and /usr on a
 Debian/Ubuntu machine (the -dev packages of third_party/apt-packages.txt).  A prefix has
@@ -150,7 +151,7 @@ cc_library(
 
 system_library = repository_rule(
     implementation = _system_library_impl,
-    environ = ["DSB_PREFIX", "ZT_LIBURING_PREFIX", "ZT_ABSL_PREFIX", "ZT_PROTOBUF_PREFIX", "ZT_GTEST_PREFIX", "ZT_BENCHMARK_PREFIX", "ZT_RDKIT_PREFIX", "ZT_SENTENCEPIECE_PREFIX", "ZT_NETCDF_PREFIX", "ZT_HDF5_PREFIX", "ZT_NLOHMANN_JSON_PREFIX"],
+    environ = ["DSB_PREFIX", "ZT_LIBURING_PREFIX", "ZT_ABSL_PREFIX", "ZT_PROTOBUF_PREFIX", "ZT_GTEST_PREFIX", "ZT_BENCHMARK_PREFIX", "ZT_RDKIT_PREFIX", "ZT_SENTENCEPIECE_PREFIX", "ZT_NETCDF_PREFIX", "ZT_HDF5_PREFIX", "ZT_NLOHMANN_JSON_PREFIX", "ZT_GLOO_PREFIX"],
     local = True,
     attrs = {
         "env": attr.string(mandatory = True, doc = "the variable that overrides the prefix"),
@@ -495,6 +496,15 @@ cc_library(name = "benchmark_main", deps = [":benchmark"], linkopts = ["-lbenchm
         include_dirs = ["hdf5/serial"],
         libs = ["hdf5_serial", "hdf5_serial_hl"],
         debian_packages = ["libhdf5-dev"],
+    )
+    system_library(
+        name = "gloo",
+        env = "ZT_GLOO_PREFIX",
+        target = "gloo",
+        headers = ["gloo"],
+        libs = ["gloo"],
+        extra_linkopts = ["-pthread"],
+        debian_packages = ["libgloo-dev"],
     )
     system_library(
         name = "nlohmann_json",

@@ -1,0 +1,99 @@
+// Rendezvous from the environment, as launchers do it: this test starts WORLD processes of
+// itself with RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT set; each one builds a
+// communicator with RankInfoFromEnv() + Communicator::Create() (c10d TCPStore) and all-reduces.
+#include <ATen/ATen.h>
+#include <netinet/in.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/comm/communicator.h"
+#include "core/comm/rank_env.h"
+#include "gtest/gtest.h"
+
+extern char** environ;
+
+namespace zt {
+namespace {
+
+constexpr int kWorld = 3;
+
+int ChildMain() {
+  auto info = RankInfoFromEnv();
+  if (!info.ok()) {
+    std::fprintf(stderr, "child: %s\n", std::string(info.status().message()).c_str());
+    return 2;
+  }
+  CommOptions o;
+  o.rank = *info;
+  o.backend = CommBackend::kGloo;
+  o.timeout = std::chrono::seconds(60);
+  auto comm = Communicator::Create(o);
+  if (!comm.ok()) {
+    std::fprintf(stderr, "child %d: %s\n", info->rank, std::string(comm.status().message()).c_str());
+    return 3;
+  }
+  at::Tensor t = at::full({1 << 16}, static_cast<float>(info->rank + 1));
+  absl::Status s = AllReduceSync(**comm, t);
+  const float want = kWorld * (kWorld + 1) / 2.0f;
+  const bool ok = s.ok() && t.eq(want).all().item<bool>() && (*comm)->Barrier().ok() && (*comm)->Shutdown().ok();
+  if (!ok) std::fprintf(stderr, "child %d: %s\n", info->rank, std::string(s.message()).c_str());
+  return ok ? 0 : 4;
+}
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+TEST(CommunicatorFromEnv, ProcessesRendezvousThroughTcpStore) {
+  const int port = FreePort();
+  std::vector<pid_t> pids;
+  for (int r = 0; r < kWorld; ++r) {
+    std::vector<std::string> env = {"ZT_COMM_CHILD=1",
+                                    "RANK=" + std::to_string(r),
+                                    "WORLD_SIZE=" + std::to_string(kWorld),
+                                    "LOCAL_RANK=" + std::to_string(r),
+                                    "MASTER_ADDR=127.0.0.1",
+                                    "MASTER_PORT=" + std::to_string(port)};
+    for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+    std::vector<char*> envp;
+    for (auto& s : env) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    char self[] = "/proc/self/exe";
+    char* argv[] = {self, nullptr};
+    pid_t pid = 0;
+    ASSERT_EQ(posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv, envp.data()), 0);
+    pids.push_back(pid);
+  }
+  for (int r = 0; r < kWorld; ++r) {
+    int status = 0;
+    ASSERT_EQ(waitpid(pids[r], &status, 0), pids[r]);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "rank " << r << " status " << status;
+  }
+}
+
+}  // namespace
+}  // namespace zt
+
+int main(int argc, char** argv) {
+  if (std::getenv("ZT_COMM_CHILD") != nullptr) return zt::ChildMain();
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}
