@@ -36,7 +36,7 @@ int ChildMain() {
   CommOptions o;
   o.rank = *info;
   o.backend = CommBackend::kGloo;
-  o.timeout = std::chrono::seconds(60);
+  o.timeout = std::chrono::seconds(20);
   auto comm = Communicator::Create(o);
   if (!comm.ok()) {
     std::fprintf(stderr, "child %d: %s\n", info->rank, std::string(comm.status().message()).c_str());

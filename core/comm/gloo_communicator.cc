@@ -140,8 +140,9 @@ class GlooWork : public CommWork {
 
 class GlooCommunicator : public Communicator {
  public:
-  GlooCommunicator(RankInfo info, std::shared_ptr<gloo::Context> context, std::chrono::milliseconds timeout)
-      : Communicator(std::move(info)), context_(std::move(context)), timeout_(timeout) {
+  GlooCommunicator(RankInfo info, c10::intrusive_ptr<c10d::Store> store, std::shared_ptr<gloo::Context> context,
+                   std::chrono::milliseconds timeout)
+      : Communicator(std::move(info)), store_(std::move(store)), context_(std::move(context)), timeout_(timeout) {
     worker_ = std::thread([this] { Run(); });
   }
 
@@ -263,6 +264,7 @@ class GlooCommunicator : public Communicator {
     if (shut_down_) return absl::OkStatus();
     StopWorker();
     context_.reset();
+    store_.reset();
     shut_down_ = true;
     return absl::OkStatus();
   }
@@ -360,6 +362,9 @@ class GlooCommunicator : public Communicator {
     if (worker_.joinable()) worker_.join();
   }
 
+  // Kept for the communicator's life: on rank 0 the TCPStore is the rendezvous server, which
+  // must outlive the other ranks' rendezvous.
+  c10::intrusive_ptr<c10d::Store> store_;
   std::shared_ptr<gloo::Context> context_;
   std::chrono::milliseconds timeout_;
   std::mutex mu_;
@@ -398,9 +403,10 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateGlooCommunicator(const CommO
     auto device = gloo::transport::tcp::CreateDevice(attr);
     auto context = std::make_shared<gloo::rendezvous::Context>(info.rank, info.world_size);
     context->setTimeout(options.timeout);
-    C10dStoreAdapter adapter(c10::make_intrusive<c10d::PrefixStore>("zt/gloo", std::move(store)));
+    C10dStoreAdapter adapter(c10::make_intrusive<c10d::PrefixStore>("zt/gloo", store));
     context->connectFullMesh(adapter, device);
-    return std::unique_ptr<Communicator>(new GlooCommunicator(info, std::move(context), options.timeout));
+    return std::unique_ptr<Communicator>(
+        new GlooCommunicator(info, std::move(store), std::move(context), options.timeout));
   } catch (const std::exception& e) {
     return absl::UnavailableError(absl::StrCat(
         "rank ", info.rank, " of ", info.world_size, " (gloo): cannot connect to the other ranks (listening on ",
