@@ -1,0 +1,43 @@
+// Adam / AdamW state for one flat fp32 shard of the parameters (the rank's share under ZeRO,
+// everything at stage 0), updated in place.
+//
+//   zt::AdamShard opt(master, config.optimizer.adam);   // master: fp32, updated in place
+//   RETURN_IF_ERROR(opt.Step(grads, lr, beta1, beta2, /*grad_scale=*/1 / loss_scale));
+//
+// CPU shards run the reference kernel of ops/adam.h; CUDA shards run the same arithmetic as
+// ATen operations (the fused CUDA kernel is a separate piece of work).
+#ifndef ZEROTRAIN_CORE_OPTIM_ADAM_SHARD_H_
+#define ZEROTRAIN_CORE_OPTIM_ADAM_SHARD_H_
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "core/config/config.h"
+
+namespace zt {
+
+class AdamShard {
+ public:
+  AdamShard(at::Tensor master, const AdamConfig& config);
+
+  // One update with gradients `grad` (fp32, same size as master) multiplied by grad_scale.
+  [[nodiscard]] absl::Status Step(const at::Tensor& grad, double lr, double beta1, double beta2, float grad_scale);
+
+  const at::Tensor& master() const { return master_; }
+  const at::Tensor& exp_avg() const { return exp_avg_; }
+  const at::Tensor& exp_avg_sq() const { return exp_avg_sq_; }
+  std::int64_t step_count() const { return step_; }
+
+ private:
+  at::Tensor master_;
+  at::Tensor exp_avg_;
+  at::Tensor exp_avg_sq_;
+  AdamConfig config_;
+  std::int64_t step_ = 0;
+};
+
+}  // namespace zt
+
+#endif  // ZEROTRAIN_CORE_OPTIM_ADAM_SHARD_H_
