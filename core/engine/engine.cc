@@ -1,0 +1,311 @@
+#include "core/engine/engine.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/comm/agreement.h"
+#include "core/util/logging.h"
+#include "core/util/status_macros.h"
+#include "core/util/torch_status.h"
+#include "core/zero/partition.h"
+
+namespace zt {
+namespace {
+
+at::ScalarType ComputeDtype(const Config& c) {
+  switch (c.precision()) {
+    case Precision::kFp16:
+      return at::kHalf;
+    case Precision::kBf16:
+      return at::kBFloat16;
+    case Precision::kFp32:
+      break;
+  }
+  return at::kFloat;
+}
+
+at::ScalarType WireDtype(CommDataType t) {
+  switch (t) {
+    case CommDataType::kFp16:
+      return at::kHalf;
+    case CommDataType::kBf16:
+      return at::kBFloat16;
+    case CommDataType::kDefault:  // gradients are accumulated in fp32 and travel so
+    case CommDataType::kFp32:
+      break;
+  }
+  return at::kFloat;
+}
+
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(std::shared_ptr<Model> model, const Config& config,
+                                                       std::shared_ptr<Communicator> comm,
+                                                       const EngineOptions& options) {
+  if (model == nullptr || comm == nullptr) return absl::InvalidArgumentError("Engine: model and communicator needed");
+  RETURN_IF_ERROR(config.RequireImplemented());
+  if (config.zero_optimization.stage > 2) {
+    return absl::UnimplementedError("Engine: ZeRO stage 3 is not supported yet by zerotrain");
+  }
+  if (config.optimizer.type == OptimizerType::kNone) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(config.source,
+                     ": no \"optimizer\" block: the engine trains with Adam or AdamW from the config (a job fills "
+                     "one from its own flags when the config has none)"));
+  }
+  const at::Device device = options.device.value_or(
+      comm->backend() == CommBackend::kNccl ? at::Device(at::kCUDA, comm->local_rank()) : at::Device(at::kCPU));
+  if (comm->backend() == CommBackend::kGloo && !device.is_cpu()) {
+    return absl::InvalidArgumentError("Engine: the Gloo backend trains on the CPU; use NCCL for CUDA devices");
+  }
+  std::unique_ptr<Engine> e(new Engine(std::move(model), config, std::move(comm), device));
+  RETURN_IF_ERROR(e->Init(), _.WithPrefix(absl::StrCat("rank ", e->comm_->rank())));
+  return e;
+}
+
+Engine::Engine(std::shared_ptr<Model> model, const Config& config, std::shared_ptr<Communicator> comm,
+               at::Device device)
+    : model_(std::move(model)),
+      config_(config),
+      comm_(std::move(comm)),
+      device_(device),
+      compute_dtype_(ComputeDtype(config)),
+      scaler_(LossScaler::Create(config.fp16, config.zero_optimization.stage)) {}
+
+Engine::~Engine() = default;
+
+absl::Status Engine::Init() {
+  SetLogRank(comm_->rank());
+  RETURN_IF_ERROR(Flatten());
+  const int stage = config_.zero_optimization.stage;
+  const Range range = stage == 0 ? Range{0, layout_.padded()} : layout_.shard(comm_->rank());
+  RETURN_IF_ERROR(CallTorch("create fp32 master weights", [&] {
+    at::Tensor mine = flat_.narrow(0, range.begin, range.size());
+    master_ = compute_dtype_ == at::kFloat ? mine : mine.to(at::kFloat).clone();
+  }));
+  adam_ = std::make_unique<AdamShard>(master_, config_.optimizer.adam);
+  ASSIGN_OR_RETURN(LrSchedule schedule, LrSchedule::Create(config_.scheduler, config_.optimizer.adam.lr));
+  schedule_.emplace(std::move(schedule));
+
+  const ZeroConfig& z = config_.zero_optimization;
+  GradReducerOptions r;
+  r.sharded_optimizer = stage >= 1;
+  r.reduce_to_owner = stage >= 1 && z.reduce_scatter;
+  r.partitioned = stage == 2 && z.reduce_scatter && config_.gradient_accumulation_steps == 1;
+  r.overlap = stage == 0 || z.overlap_comm;  // stage 0 always overlaps (DDP's buckets)
+  r.bucket_elems = z.reduce_bucket_size;
+  r.comm_dtype = WireDtype(config_.communication_data_type);
+  r.mean = config_.gradient_allreduce_op == AllReduceOp::kMean;
+  r.prescale = config_.prescale_gradients;
+  r.predivide_factor = config_.gradient_predivide_factor;
+  ASSIGN_OR_RETURN(reducer_, GradReducer::Create(params_, layout_, *comm_, r));
+  if (comm_->rank() == 0) {
+    ZT_LOG(INFO) << absl::StrFormat(
+        "engine: ZeRO stage %d, %s, %d ranks (%s), %d parameters in %d tensors, %d per rank in the optimizer, "
+        "%d gradient buckets, micro batch %d x accumulation %d x world %d = %d",
+        stage, compute_dtype_ == at::kFloat ? "fp32" : c10::toString(compute_dtype_), comm_->world_size(),
+        CommBackendName(comm_->backend()), layout_.total(), layout_.num_params(), range.size(), reducer_->buckets(),
+        config_.train_micro_batch_size_per_gpu, config_.gradient_accumulation_steps, comm_->world_size(),
+        config_.train_batch_size);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Engine::Flatten() {
+  RETURN_IF_ERROR(CallTorch("move the model to " + device_.str(), [&] { model_->to(device_, compute_dtype_); }));
+  std::vector<std::int64_t> numels;
+  Fingerprint fp;
+  for (const auto& item : model_->named_parameters(/*recurse=*/true)) {
+    const at::Tensor& p = item.value();
+    if (!p.requires_grad()) continue;
+    params_.push_back(p);
+    numels.push_back(p.numel());
+    fp.Add(item.key()).Add(static_cast<std::int64_t>(p.scalar_type()));
+    for (std::int64_t d : p.sizes()) fp.Add(d);
+  }
+  RETURN_IF_ERROR(CheckAgreement(*comm_, fp.value(), static_cast<std::int64_t>(params_.size()), "model parameters"));
+  layout_ = FlatLayout::Make(numels, comm_->world_size());
+  RETURN_IF_ERROR(CallTorch("flatten the parameters", [&] {
+    at::NoGradGuard no_grad;
+    flat_ = at::zeros({layout_.padded()}, at::TensorOptions().dtype(compute_dtype_).device(device_));
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      const Range r = layout_.param(i);
+      at::Tensor view = flat_.narrow(0, r.begin, r.size()).view(params_[i].sizes());
+      view.copy_(params_[i]);
+      params_[i].set_data(view);
+    }
+  }));
+  // Every rank starts from rank 0's weights, as deepspeed.initialize does.
+  if (comm_->world_size() > 1) {
+    ASSIGN_OR_RETURN(auto w, comm_->Broadcast(flat_, 0));
+    RETURN_IF_ERROR(w->Wait());
+  }
+  return absl::OkStatus();
+}
+
+bool Engine::is_gradient_accumulation_boundary() const {
+  return (micro_steps_ + 1) % config_.gradient_accumulation_steps == 0;
+}
+
+absl::StatusOr<at::Tensor> Engine::Forward(const Batch& batch) {
+  t_forward_ = std::chrono::steady_clock::now();
+  auto loss = CallTorch("forward", [&] {
+    Batch on_device;
+    for (const auto& [name, t] : batch) {
+      at::Tensor x = t.to(device_);
+      if (config_.fp16.enabled && config_.fp16.auto_cast && x.is_floating_point()) x = x.to(at::kHalf);
+      on_device.emplace(name, std::move(x));
+    }
+    return model_->Forward(on_device);
+  });
+  if (!loss.ok()) return loss.status();
+  if (loss->numel() != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the model's Forward returned ", loss->numel(), " values; it must return the scalar loss"));
+  }
+  fwd_s_ += Seconds(t_forward_);
+  return loss;
+}
+
+absl::Status Engine::Backward(const at::Tensor& loss) {
+  t_backward_ = std::chrono::steady_clock::now();
+  if (!loss.defined() || loss.numel() != 1 || !loss.requires_grad()) {
+    return absl::InvalidArgumentError("Backward needs the scalar loss that Forward returned");
+  }
+  const bool boundary = is_gradient_accumulation_boundary();
+  reducer_->BeginMicroStep(boundary);
+  const double factor = scaler_.scale() / static_cast<double>(config_.gradient_accumulation_steps);
+  RETURN_IF_ERROR(CallTorch("backward", [&] {
+    last_loss_ = loss.detach();
+    (loss.to(at::kFloat) * factor).backward();
+  }));
+  if (boundary) RETURN_IF_ERROR(reducer_->FinishBackward());
+  backward_done_ = true;
+  bwd_s_ += Seconds(t_backward_);
+  return absl::OkStatus();
+}
+
+absl::Status Engine::Step() {
+  if (!backward_done_) return absl::FailedPreconditionError("Step() needs a Backward() first in each micro-step");
+  backward_done_ = false;
+  const bool boundary = is_gradient_accumulation_boundary();
+  ++micro_steps_;
+  if (!boundary) return absl::OkStatus();
+  const auto t0 = std::chrono::steady_clock::now();
+  absl::Status s = ApplyStep();
+  step_s_ += Seconds(t0);
+  MaybeReport(fwd_s_, bwd_s_, step_s_);
+  return s;
+}
+
+absl::Status Engine::ApplyStep() {
+  const bool check_overflow = config_.fp16.enabled || (config_.bf16.enabled && config_.bf16.check_grad_overflow);
+  // One collective answers both questions: the global squared norm (ranks' shards do not
+  // overlap), which is inf/NaN exactly when some gradient is.
+  double norm_sq = 0;
+  {
+    at::Tensor local;
+    RETURN_IF_ERROR(CallTorch("gradient norm", [&] {
+      local = at::linalg_vector_norm(reducer_->ShardGrads(), 2, c10::nullopt, false, at::kDouble).pow(2).reshape({1});
+    }));
+    RETURN_IF_ERROR(AllReduceSync(*comm_, local));
+    norm_sq = local.item<double>();
+  }
+  ++global_steps_;
+  if (check_overflow && !std::isfinite(norm_sq)) {
+    ++skipped_steps_;
+    reducer_->ZeroGrads();
+    if (comm_->rank() == 0) {
+      ZT_LOG(WARNING) << "step " << global_steps_ << ": gradients hold inf/NaN on some rank; every rank skips it";
+    }
+    return scaler_.Update(/*overflow=*/true);
+  }
+  const double scale = scaler_.scale();
+  const double norm = std::sqrt(norm_sq) / scale;
+  last_grad_norm_ = norm;
+  double factor = 1.0 / scale;
+  if (config_.gradient_clipping > 0) {
+    const double clip = (norm + 1e-6) / config_.gradient_clipping;
+    if (clip > 1) factor = 1.0 / (clip * scale);
+  }
+  const auto betas =
+      schedule_->betas().value_or(std::make_pair(config_.optimizer.adam.beta1, config_.optimizer.adam.beta2));
+  RETURN_IF_ERROR(
+      adam_->Step(reducer_->OptimizerGrads(), schedule_->lr(), betas.first, betas.second, static_cast<float>(factor)));
+  if (compute_dtype_ != at::kFloat) {
+    const Range r = reducer_->optimizer_range();
+    RETURN_IF_ERROR(
+        CallTorch("write back 16-bit parameters", [&] { flat_.narrow(0, r.begin, r.size()).copy_(master_); }));
+  }
+  if (config_.zero_optimization.stage >= 1) RETURN_IF_ERROR(GatherParameters());
+  schedule_->Step();
+  reducer_->ZeroGrads();
+  return scaler_.Update(/*overflow=*/false);
+}
+
+// Every rank's updated shard to every rank: one in-place all-gather when it fits
+// allgather_bucket_size, else chunk by chunk through a buffer; or, with allgather_partitions
+// false, one broadcast per shard (DeepSpeed's alternative).
+absl::Status Engine::GatherParameters() {
+  const int world = comm_->world_size();
+  if (world == 1) return absl::OkStatus();
+  const std::int64_t s = layout_.shard_size();
+  const int me = comm_->rank();
+  const ZeroConfig& z = config_.zero_optimization;
+  if (!z.allgather_partitions) {
+    std::vector<std::unique_ptr<CommWork>> works;
+    for (int r = 0; r < world; ++r) {
+      ASSIGN_OR_RETURN(auto w, comm_->Broadcast(flat_.narrow(0, r * s, s), r));
+      works.push_back(std::move(w));
+    }
+    for (auto& w : works) RETURN_IF_ERROR(w->Wait());
+    return absl::OkStatus();
+  }
+  if (layout_.padded() <= z.allgather_bucket_size) {
+    ASSIGN_OR_RETURN(auto w, comm_->AllGather(flat_, flat_.narrow(0, me * s, s)));
+    return w->Wait();
+  }
+  const std::int64_t chunk = std::max<std::int64_t>(1, z.allgather_bucket_size / world);
+  for (const Range c : PlanChunks(s, chunk)) {
+    at::Tensor gathered;
+    RETURN_IF_ERROR(CallTorch("all-gather buffer", [&] { gathered = at::empty({c.size() * world}, flat_.options()); }));
+    ASSIGN_OR_RETURN(auto w, comm_->AllGather(gathered, flat_.narrow(0, me * s + c.begin, c.size())));
+    RETURN_IF_ERROR(w->Wait());
+    RETURN_IF_ERROR(CallTorch("scatter gathered chunk", [&] {
+      for (int r = 0; r < world; ++r) {
+        if (r != me) flat_.narrow(0, r * s + c.begin, c.size()).copy_(gathered.narrow(0, r * c.size(), c.size()));
+      }
+    }));
+  }
+  return absl::OkStatus();
+}
+
+void Engine::MaybeReport(double fwd, double bwd, double step) {
+  if (!config_.steps_per_print || *config_.steps_per_print <= 0) return;
+  if (global_steps_ % *config_.steps_per_print != 0) return;
+  if (comm_->rank() != 0) {
+    fwd_s_ = bwd_s_ = step_s_ = 0;
+    return;
+  }
+  const double loss = last_loss_.defined() ? last_loss_.to(at::kCPU, at::kDouble).item<double>() : 0.0;
+  ZT_LOG(INFO) << absl::StrFormat("step %d: loss %.6g, lr %.6g, grad norm %.6g, loss scale %g, skipped %d",
+                                  global_steps_, loss, schedule_->lr(), last_grad_norm_, scaler_.scale(),
+                                  skipped_steps_);
+  if (config_.wall_clock_breakdown) {
+    const double n = static_cast<double>(*config_.steps_per_print);
+    ZT_LOG(INFO) << absl::StrFormat("time per step (ms): forward %.2f, backward+reduce %.2f, optimizer step %.2f",
+                                    1e3 * fwd / n, 1e3 * bwd / n, 1e3 * step / n);
+  }
+  fwd_s_ = bwd_s_ = step_s_ = 0;
+}
+
+}  // namespace zt

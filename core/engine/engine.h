@@ -1,0 +1,124 @@
+// The training engine: what deepspeed.initialize returns, for ZeRO stages 0-2.
+//
+//   ASSIGN_OR_RETURN(zt::Config config, zt::Config::FromFile(path, job));
+//   ASSIGN_OR_RETURN(std::shared_ptr<zt::Communicator> comm, zt::Communicator::Create({.rank = me}));
+//   ASSIGN_OR_RETURN(std::unique_ptr<zt::Engine> engine, zt::Engine::Create(model, config, comm));
+//   for (const zt::Batch& batch : micro_batches) {
+//     ASSIGN_OR_RETURN(at::Tensor loss, engine->Forward(batch));
+//     RETURN_IF_ERROR(engine->Backward(loss));
+//     RETURN_IF_ERROR(engine->Step());          // updates only at accumulation boundaries
+//   }
+//
+// The update is the one plain single-process training computes on the global batch (the
+// equivalence the tests hold every stage to):
+//  - the model's parameters become views of one flat buffer (partition.h's layout) in the
+//    compute dtype (fp32, or bf16/fp16 with fp32 master weights in the optimizer);
+//  - Backward scales the loss by loss_scale / gradient_accumulation_steps; gradients are
+//    accumulated in fp32 and, on the boundary micro-step only, reduced across ranks in buckets
+//    while backward runs (grad_reducer.h): all-reduce at stage 0, reduce to the owning rank at
+//    stages 1 and 2 (stage 2 keeps only the rank's shard when there is no accumulation);
+//  - Step checks for inf/NaN across ranks (fp16, and bf16 with check_grad_overflow; every rank
+//    skips an overflowed step together and the loss scaler reacts), clips by the global norm,
+//    runs Adam/AdamW on the rank's fp32 shard (all of it at stage 0), then all-gathers the
+//    updated parameters (stages 1 and 2) and advances the LR schedule.
+// Every rank checks at creation that all ranks hold the same parameters (names, shapes,
+// dtypes, order), so a mismatch fails with a message instead of hanging.
+#ifndef ZEROTRAIN_CORE_ENGINE_ENGINE_H_
+#define ZEROTRAIN_CORE_ENGINE_ENGINE_H_
+
+#include <ATen/core/Tensor.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/comm/communicator.h"
+#include "core/config/config.h"
+#include "core/engine/model.h"
+#include "core/optim/adam_shard.h"
+#include "core/optim/lr_schedule.h"
+#include "core/precision/loss_scaler.h"
+#include "core/zero/grad_reducer.h"
+#include "core/zero/partition.h"
+
+namespace zt {
+
+struct EngineOptions {
+  // Where the model trains; default: cuda:<local rank> with the NCCL backend, else the CPU.
+  std::optional<at::Device> device;
+};
+
+class Engine {
+ public:
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(std::shared_ptr<Model> model, const Config& config,
+                                                        std::shared_ptr<Communicator> comm,
+                                                        const EngineOptions& options = {});
+  ~Engine();
+
+  // Moves the batch to the model's device (casting floating inputs to fp16 when
+  // fp16.auto_cast) and returns the model's loss.
+  absl::StatusOr<at::Tensor> Forward(const Batch& batch);
+  // Backward of this micro-step's loss; on an accumulation boundary, also the gradient
+  // reduction across ranks.
+  [[nodiscard]] absl::Status Backward(const at::Tensor& loss);
+  // Ends the micro-step; on an accumulation boundary, the optimizer step.
+  [[nodiscard]] absl::Status Step();
+
+  // --- state ------------------------------------------------------------------------------
+  bool is_gradient_accumulation_boundary() const;
+  std::int64_t micro_steps() const { return micro_steps_; }
+  std::int64_t global_steps() const { return global_steps_; }    // boundaries, skipped ones too
+  std::int64_t skipped_steps() const { return skipped_steps_; }  // fp16/bf16 overflows
+  double lr() const { return schedule_->lr(); }
+  double loss_scale() const { return scaler_.scale(); }
+  // The global gradient norm of the last applied step, before clipping (unscaled).
+  double last_grad_norm() const { return last_grad_norm_; }
+  const FlatLayout& layout() const { return layout_; }
+  const AdamShard& optimizer() const { return *adam_; }
+  Model& module() { return *model_; }
+  Communicator& comm() { return *comm_; }
+  at::Device device() const { return device_; }
+  const Config& config() const { return config_; }
+
+ private:
+  Engine(std::shared_ptr<Model> model, const Config& config, std::shared_ptr<Communicator> comm, at::Device device);
+  absl::Status Init();
+  absl::Status Flatten();
+  absl::Status GatherParameters();
+  absl::Status ApplyStep();
+  void MaybeReport(double seconds_fwd, double seconds_bwd, double seconds_step);
+
+  std::shared_ptr<Model> model_;
+  Config config_;
+  std::shared_ptr<Communicator> comm_;
+  at::Device device_;
+  at::ScalarType compute_dtype_ = at::kFloat;
+
+  std::vector<at::Tensor> params_;
+  FlatLayout layout_;
+  at::Tensor flat_;    // [padded] compute dtype: the parameters are views of it
+  at::Tensor master_;  // fp32 master weights of the optimizer range (a view of flat_ in fp32)
+  std::unique_ptr<GradReducer> reducer_;
+  std::unique_ptr<AdamShard> adam_;
+  std::optional<LrSchedule> schedule_;
+  LossScaler scaler_;
+
+  std::int64_t micro_steps_ = 0;
+  std::int64_t global_steps_ = 0;
+  std::int64_t skipped_steps_ = 0;
+  double last_grad_norm_ = 0;
+  bool backward_done_ = false;
+  at::Tensor last_loss_;  // detached; read only when a report is due (reading syncs a GPU)
+
+  // wall_clock_breakdown
+  std::chrono::steady_clock::time_point t_forward_, t_backward_;
+  double fwd_s_ = 0, bwd_s_ = 0, step_s_ = 0;
+};
+
+}  // namespace zt
+
+#endif  // ZEROTRAIN_CORE_ENGINE_ENGINE_H_

@@ -1,0 +1,130 @@
+#include "core/engine/equivalence.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+
+#include <algorithm>
+#include <functional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/engine/engine.h"
+#include "core/engine/test_models.h"
+#include "core/util/status_macros.h"
+
+namespace zt::testing {
+namespace {
+
+constexpr double kLr = 1e-2;
+
+std::shared_ptr<Model> MakeNet(Net net) {
+  return net == Net::kMlp ? MakeMlp(11, 8, 16, 4) : MakeTransformerBlock(11, 16, 2, 32);
+}
+
+Batch GlobalBatch(Net net, int step) {
+  return net == Net::kMlp ? MlpBatch(1000 + step, kGlobalBatch, 8, 4)
+                          : TransformerBatch(1000 + step, kGlobalBatch, 5, 16);
+}
+
+std::string ConfigJson(const EquivalenceCase& c, std::int64_t micro) {
+  return absl::StrFormat(R"({
+    "train_micro_batch_size_per_gpu": %d, "gradient_accumulation_steps": %d, "gradient_clipping": %g,
+    "optimizer": {"type": "AdamW", "params": {"lr": %g, "betas": [0.9, 0.99], "eps": 1e-8, "weight_decay": 0.01}},
+    "zero_optimization": {"stage": %d, "reduce_bucket_size": 200, "allgather_bucket_size": %d,
+                          "overlap_comm": %s%s}%s
+  })",
+                         micro, c.gas, c.clip, kLr, c.stage, c.allgather_bucket_size, c.overlap_comm ? "true" : "false",
+                         c.zero_extra, c.extra_config);
+}
+
+}  // namespace
+
+std::string CaseName(const EquivalenceCase& c) {
+  return absl::StrCat(c.net == Net::kMlp ? "mlp" : "block", "_stage", c.stage, "_world", c.world, "_gas", c.gas,
+                      c.clip > 0 ? "_clip" : "_noclip");
+}
+
+std::vector<at::Tensor> ReferenceParameters(Net net, double clip, at::Device device, double loss_multiplier) {
+  auto model = MakeNet(net);
+  model->to(device);
+  torch::optim::AdamW opt(model->parameters(),
+                          torch::optim::AdamWOptions(kLr).betas({0.9, 0.99}).eps(1e-8).weight_decay(0.01));
+  for (int step = 0; step < kEquivalenceSteps; ++step) {
+    opt.zero_grad();
+    Batch b;
+    for (const auto& [k, v] : GlobalBatch(net, step)) b.emplace(k, v.to(device));
+    (model->Forward(b) * loss_multiplier).backward();
+    if (clip > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), clip);
+    opt.step();
+  }
+  std::vector<at::Tensor> out;
+  for (const auto& p : model->parameters()) out.push_back(p.detach().to(at::kCPU, at::kFloat));
+  return out;
+}
+
+namespace {
+
+// Runs the case; `check` sees every rank's final parameters (fp32, CPU).
+absl::Status Train(const EquivalenceCase& c, const LocalGroupOptions& options,
+                   const std::function<absl::Status(int rank, const std::vector<at::Tensor>&)>& check) {
+  const std::int64_t micro = kGlobalBatch / (c.world * c.gas);
+  return RunOnRanks(
+      c.world,
+      [&](Communicator& comm) -> absl::Status {
+        AutoValues job;
+        job.world_size = c.world;
+        ASSIGN_OR_RETURN(Config config, Config::FromJson(ConfigJson(c, micro), CaseName(c), job));
+        std::shared_ptr<Communicator> borrowed(&comm, [](Communicator*) {});
+        ASSIGN_OR_RETURN(auto engine, Engine::Create(MakeNet(c.net), config, borrowed));
+        for (int step = 0; step < kEquivalenceSteps; ++step) {
+          Batch global = GlobalBatch(c.net, step);
+          for (int k = 0; k < c.gas; ++k) {
+            ASSIGN_OR_RETURN(at::Tensor loss,
+                             engine->Forward(Slice(global, (k * c.world + comm.rank()) * micro, micro)));
+            RETURN_IF_ERROR(engine->Backward(loss));
+            RETURN_IF_ERROR(engine->Step());
+          }
+        }
+        if (engine->global_steps() != kEquivalenceSteps) {
+          return absl::InternalError(absl::StrCat("rank ", comm.rank(), ": ", engine->global_steps(), " steps"));
+        }
+        std::vector<at::Tensor> params;
+        for (const auto& p : engine->module().parameters()) params.push_back(p.detach().to(at::kCPU, at::kFloat));
+        return check(comm.rank(), params);
+      },
+      options);
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<at::Tensor>> TrainParameters(const EquivalenceCase& c, const LocalGroupOptions& options) {
+  std::vector<at::Tensor> out;
+  RETURN_IF_ERROR(Train(c, options, [&](int rank, const std::vector<at::Tensor>& params) {
+    if (rank == 0) out = params;
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::Status TrainAndCompare(const EquivalenceCase& c, const std::vector<at::Tensor>& want, double tolerance,
+                             const LocalGroupOptions& options) {
+  return Train(c, options, [&](int rank, const std::vector<at::Tensor>& params) -> absl::Status {
+    double worst = 0;
+    std::size_t where = 0;
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const double d = (params[i] - want[i]).abs().max().item<double>();
+      if (d > worst) {
+        worst = d;
+        where = i;
+      }
+    }
+    if (worst > tolerance) {
+      return absl::InternalError(
+          absl::StrCat("rank ", rank, ": max abs diff ", worst, " > ", tolerance, " in parameter ", where));
+    }
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace zt::testing

@@ -1,0 +1,37 @@
+// What the engine trains: a LibTorch module that turns a batch into a scalar loss.
+//
+//   class Regressor : public zt::Model {
+//    public:
+//     Regressor() : fc(register_module("fc", torch::nn::Linear(16, 1))) {}
+//     at::Tensor Forward(const zt::Batch& b) override {
+//       return (fc->forward(b.at("x")) - b.at("y")).pow(2).mean();
+//     }
+//     torch::nn::Linear fc;
+//   };
+//
+// The loss is the mean over the micro-batch (as HF models return it), so averaging it over
+// ranks and accumulation steps gives the mean over the global batch.
+#ifndef ZEROTRAIN_CORE_ENGINE_MODEL_H_
+#define ZEROTRAIN_CORE_ENGINE_MODEL_H_
+
+#include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
+
+#include <map>
+#include <string>
+
+namespace zt {
+
+// Named inputs of one micro-batch ("input_ids", "labels", ...), like HF's batch dicts.
+using Batch = std::map<std::string, at::Tensor>;
+
+class Model : public torch::nn::Module {
+ public:
+  using torch::nn::Module::Module;
+  // The scalar training loss of this micro-batch.
+  virtual at::Tensor Forward(const Batch& batch) = 0;
+};
+
+}  // namespace zt
+
+#endif  // ZEROTRAIN_CORE_ENGINE_MODEL_H_

@@ -1,0 +1,256 @@
+#include "core/zero/grad_reducer.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/util/status_macros.h"
+#include "core/util/torch_status.h"
+
+namespace zt {
+namespace {
+
+// Runs after AccumulateGrad has stored a parameter's gradient.
+class GradReadyHook : public torch::autograd::FunctionPostHook {
+ public:
+  explicit GradReadyHook(std::function<void()> fn) : fn_(std::move(fn)) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                            const torch::autograd::variable_list& /*inputs*/) override {
+    fn_();
+    return outputs;
+  }
+
+ private:
+  std::function<void()> fn_;
+};
+
+// How many buckets may be in flight before the oldest is waited for (partitioned mode keeps
+// memory to the shard plus these).
+constexpr std::size_t kMaxInFlightPartitioned = 2;
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<GradReducer>> GradReducer::Create(std::vector<at::Tensor> params,
+                                                                 const FlatLayout& layout, Communicator& comm,
+                                                                 const GradReducerOptions& options) {
+  if (static_cast<std::int64_t>(params.size()) != layout.num_params()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("GradReducer: ", params.size(), " parameters but the layout has ", layout.num_params()));
+  }
+  if (layout.world() != comm.world_size()) {
+    return absl::InvalidArgumentError(absl::StrCat("GradReducer: layout for ", layout.world(),
+                                                   " ranks but the communicator has ", comm.world_size()));
+  }
+  if (options.partitioned && !options.reduce_to_owner) {
+    return absl::InvalidArgumentError("GradReducer: partitioned gradients need reduce_to_owner");
+  }
+  std::unique_ptr<GradReducer> r(new GradReducer(std::move(params), layout, comm, options));
+  RETURN_IF_ERROR(CallTorch("install gradient hooks", [&] { r->InstallHooks(); }));
+  return r;
+}
+
+GradReducer::GradReducer(std::vector<at::Tensor> params, const FlatLayout& layout, Communicator& comm,
+                         const GradReducerOptions& options)
+    : params_(std::move(params)), layout_(layout), comm_(comm), options_(options) {
+  const at::Device device = params_.empty() ? at::Device(at::kCPU) : params_[0].device();
+  f32_ = at::TensorOptions().dtype(at::kFloat).device(device);
+  optimizer_range_ = options_.sharded_optimizer ? layout_.shard(comm_.rank()) : Range{0, layout_.padded()};
+  if (options_.partitioned) {
+    shard_ = at::zeros({layout_.shard_size()}, f32_);
+    staging_.resize(0);
+  } else {
+    full_ = at::zeros({layout_.padded()}, f32_);
+    views_ = true;
+  }
+  buckets_ = PlanBuckets(layout_, options_.bucket_elems, options_.reduce_to_owner);
+  if (options_.partitioned) staging_.resize(buckets_.size());
+  buckets_of_param_.resize(params_.size());
+  for (std::size_t b = 0; b < buckets_.size(); ++b) {
+    for (std::int64_t p : buckets_[b].params) buckets_of_param_[p].push_back(b);
+  }
+  pending_.assign(buckets_.size(), 0);
+  ready_.assign(buckets_.size(), false);
+}
+
+GradReducer::~GradReducer() {
+  for (std::size_t i = 0; i < accumulators_.size(); ++i) accumulators_[i]->del_post_hook(hook_keys_[i]);
+}
+
+void GradReducer::InstallHooks() {
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    // The variable only holds its accumulator weakly: keep it alive, or the hook goes with it.
+    auto acc = torch::autograd::impl::grad_accumulator(params_[i]);
+    hook_keys_.push_back(acc->add_post_hook(std::make_unique<GradReadyHook>([this, i] { OnGradReady(i); })));
+    accumulators_.push_back(std::move(acc));
+  }
+  AttachGradViews();
+}
+
+void GradReducer::AttachGradViews() {
+  if (!views_) return;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    at::Tensor& p = params_[i];
+    if (p.scalar_type() != at::kFloat) continue;  // 16-bit gradients are added in by the hook
+    const Range r = layout_.param(i);
+    at::Tensor view = full_.narrow(0, r.begin, r.size()).view(p.sizes());
+    at::Tensor& g = p.mutable_grad();
+    if (!g.defined() || g.data_ptr() != view.data_ptr()) g = view;
+  }
+}
+
+void GradReducer::BeginMicroStep(bool boundary) {
+  std::lock_guard<std::mutex> lock(mu_);
+  boundary_ = boundary;
+  next_launch_ = 0;
+  for (std::size_t b = 0; b < buckets_.size(); ++b) {
+    pending_[b] = static_cast<int>(buckets_[b].params.size());
+    ready_[b] = false;
+  }
+  AttachGradViews();
+}
+
+void GradReducer::OnGradReady(std::size_t i) {
+  std::lock_guard<std::mutex> lock(mu_);
+  at::Tensor& p = params_[i];
+  at::Tensor& g = p.mutable_grad();
+  const Range r = layout_.param(i);
+  absl::Status s = CallTorch("gradient hook", [&] {
+    if (!g.defined()) return;
+    if (options_.partitioned) {
+      at::Tensor flat = g.reshape({-1});
+      for (std::size_t b : buckets_of_param_[i]) {
+        const Range br = buckets_[b].range;
+        const std::int64_t lo = std::max(br.begin, r.begin), hi = std::min(br.end, r.end);
+        if (!staging_[b].defined()) staging_[b] = at::zeros({br.size()}, f32_);
+        staging_[b].narrow(0, lo - br.begin, hi - lo).add_(flat.narrow(0, lo - r.begin, hi - lo));
+      }
+      g.reset();
+    } else if (!views_ || p.scalar_type() != at::kFloat) {
+      full_.narrow(0, r.begin, r.size()).add_(g.reshape({-1}));
+      g.reset();
+    } else if (g.data_ptr() != full_.data_ptr<float>() + r.begin) {
+      // Autograd replaced our view (a user reset .grad mid-step): fold it back in.
+      full_.narrow(0, r.begin, r.size()).add_(g.reshape({-1}));
+      g = full_.narrow(0, r.begin, r.size()).view(p.sizes());
+    }
+  });
+  if (!s.ok()) {
+    Fail(s);
+    return;
+  }
+  if (!boundary_) return;
+  for (std::size_t b : buckets_of_param_[i]) {
+    if (--pending_[b] == 0) ready_[b] = true;
+  }
+  if (options_.overlap) LaunchReadyInOrder();
+}
+
+at::Tensor GradReducer::BucketSource(std::size_t b) {
+  const Range br = buckets_[b].range;
+  if (!options_.partitioned) return full_.narrow(0, br.begin, br.size());
+  if (!staging_[b].defined()) staging_[b] = at::zeros({br.size()}, f32_);
+  return staging_[b];
+}
+
+void GradReducer::LaunchReadyInOrder() {
+  while (next_launch_ < buckets_.size() && ready_[next_launch_]) Launch(next_launch_++);
+}
+
+void GradReducer::Launch(std::size_t b) {
+  if (!error_.ok()) return;
+  InFlight f;
+  f.bucket = b;
+  f.dest = BucketSource(b);
+  f.wire = options_.comm_dtype == at::kFloat ? f.dest : f.dest.to(options_.comm_dtype);
+  const double world = comm_.world_size();
+  if (options_.mean && options_.prescale) {
+    f.wire.mul_(1.0 / world);
+  } else if (options_.predivide_factor != 1.0) {
+    f.wire.mul_(1.0 / options_.predivide_factor);
+  }
+  auto work = options_.reduce_to_owner ? comm_.Reduce(f.wire, buckets_[b].owner) : comm_.AllReduce(f.wire);
+  if (!work.ok()) {
+    Fail(work.status());
+    return;
+  }
+  f.work = *std::move(work);
+  in_flight_.push_back(std::move(f));
+  if (options_.partitioned) {
+    while (in_flight_.size() > kMaxInFlightPartitioned) {
+      Complete(in_flight_.front());
+      in_flight_.pop_front();
+    }
+  }
+}
+
+void GradReducer::Complete(InFlight& f) {
+  absl::Status s = f.work->Wait();
+  if (!s.ok()) {
+    Fail(s);
+    return;
+  }
+  const GradBucket& b = buckets_[f.bucket];
+  const bool mine = !options_.reduce_to_owner || b.owner == comm_.rank();
+  if (mine) {
+    s = CallTorch("finish a gradient bucket", [&] {
+      if (!f.wire.is_same(f.dest)) f.dest.copy_(f.wire);
+      double post = 1.0;
+      if (options_.mean && !options_.prescale) post = options_.predivide_factor / comm_.world_size();
+      if (!options_.mean) post = options_.predivide_factor;
+      if (post != 1.0) f.dest.mul_(post);
+      if (options_.partitioned) {
+        const Range shard = layout_.shard(comm_.rank());
+        shard_.narrow(0, b.range.begin - shard.begin, b.range.size()).copy_(f.dest);
+      }
+    });
+    if (!s.ok()) Fail(s);
+  }
+  if (options_.partitioned) staging_[f.bucket].reset();
+}
+
+void GradReducer::Fail(const absl::Status& s) {
+  if (error_.ok()) error_ = s;
+}
+
+absl::Status GradReducer::FinishBackward() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (boundary_) {
+    std::fill(ready_.begin(), ready_.end(), true);  // parameters that got no gradient count as zero
+    LaunchReadyInOrder();
+  }
+  while (!in_flight_.empty()) {
+    Complete(in_flight_.front());
+    in_flight_.pop_front();
+  }
+  absl::Status s = error_;
+  error_ = absl::OkStatus();
+  return s;
+}
+
+at::Tensor GradReducer::OptimizerGrads() const {
+  if (options_.partitioned) return shard_;
+  return full_.narrow(0, optimizer_range_.begin, optimizer_range_.size());
+}
+
+at::Tensor GradReducer::ShardGrads() const {
+  if (options_.partitioned) return shard_;
+  const Range r = layout_.shard(comm_.rank());
+  return full_.narrow(0, r.begin, r.size());
+}
+
+void GradReducer::ZeroGrads() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (full_.defined()) full_.zero_();
+  if (shard_.defined()) shard_.zero_();
+  for (auto& s : staging_) s.reset();
+  for (auto& p : params_) {
+    if (!views_ || p.scalar_type() != at::kFloat) p.mutable_grad().reset();
+  }
+  AttachGradViews();
+}
+
+}  // namespace zt

@@ -1,0 +1,136 @@
+// Gradient synchronisation of ZeRO stages 0-2: gradients land in flat fp32 buffers as autograd
+// produces them, and buckets are reduced across ranks while backward is still running.
+//
+//   ASSIGN_OR_RETURN(auto reducer, zt::GradReducer::Create(params, layout, comm, options));
+//   reducer->BeginMicroStep(/*boundary=*/true);
+//   loss.backward();                           // hooks fill buckets and start their reductions
+//   RETURN_IF_ERROR(reducer->FinishBackward());  // remaining buckets, then wait for all
+//   at::Tensor g = reducer->OptimizerGrads();  // this rank's averaged fp32 gradients
+//   ... update ...;  reducer->ZeroGrads();
+//
+// Two storage modes:
+//  - full: one fp32 buffer for every parameter (stage 0 and 1, and stage 2 with gradient
+//    accumulation).  fp32 parameters get views of it as their .grad, so autograd accumulates in
+//    place; 16-bit parameters' gradients are added into it by a hook and freed.
+//  - partitioned (stage 2 without accumulation): a hook copies each gradient into its bucket's
+//    staging buffer and frees it; a finished bucket is reduced to the rank owning its range and
+//    freed, so a rank holds only its own shard plus the buckets in flight.
+// Buckets (partition.h) are started strictly in backward order, the same on every rank, whatever
+// order hooks fire in.  Nothing is communicated on micro-steps that are not accumulation
+// boundaries.  Hooks run inside autograd and cannot return errors: the first one is kept and
+// returned by FinishBackward().
+#ifndef ZEROTRAIN_CORE_ZERO_GRAD_REDUCER_H_
+#define ZEROTRAIN_CORE_ZERO_GRAD_REDUCER_H_
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/comm/communicator.h"
+#include "core/zero/partition.h"
+
+namespace torch::autograd {
+struct Node;
+}  // namespace torch::autograd
+
+namespace zt {
+
+struct GradReducerOptions {
+  // Each rank updates only its shard (stage >= 1); else every rank updates everything (stage 0).
+  bool sharded_optimizer = false;
+  // Reduce each bucket to the rank that owns it (stage 1/2 with reduce_scatter) instead of
+  // all-reducing it to every rank.  Buckets then never cross a shard edge.
+  bool reduce_to_owner = false;
+  // Keep only this rank's shard (stage 2 without accumulation), see the header comment.
+  bool partitioned = false;
+  // Start a bucket's reduction as soon as it is complete (overlap_comm) rather than after
+  // backward.
+  bool overlap = true;
+  std::int64_t bucket_elems = 500000000;  // reduce_bucket_size
+  // The dtype buckets travel in (communication_data_type); accumulation is always fp32.
+  at::ScalarType comm_dtype = at::kFloat;
+  // Averaging: mean divides by the world size (after the reduction, or before it with
+  // prescale); predivide_factor splits that division around the reduction (DeepSpeed's
+  // gradient_predivide_factor).  sum leaves the sum.
+  bool mean = true;
+  bool prescale = false;
+  double predivide_factor = 1.0;
+};
+
+class GradReducer {
+ public:
+  // params: leaf tensors in model order, laid out by `layout`; all on one device.
+  static absl::StatusOr<std::unique_ptr<GradReducer>> Create(std::vector<at::Tensor> params, const FlatLayout& layout,
+                                                             Communicator& comm, const GradReducerOptions& options);
+  ~GradReducer();
+
+  // Before each micro-step's backward: whether it ends an accumulation (reduce) or not.
+  void BeginMicroStep(bool boundary);
+  // After backward on a boundary: reduce what is left, wait for every bucket, scale.
+  [[nodiscard]] absl::Status FinishBackward();
+
+  // The fp32 gradients this rank updates: its shard (sharded_optimizer), else the whole padded
+  // buffer.
+  at::Tensor OptimizerGrads() const;
+  // The range of the flat buffer OptimizerGrads() covers.
+  Range optimizer_range() const { return optimizer_range_; }
+  // This rank's shard of the averaged gradients (for norms: shards do not overlap).
+  at::Tensor ShardGrads() const;
+
+  void ZeroGrads();
+
+  std::int64_t buckets() const { return static_cast<std::int64_t>(buckets_.size()); }
+
+ private:
+  struct InFlight {
+    std::size_t bucket;
+    std::unique_ptr<CommWork> work;
+    at::Tensor wire;  // what travelled (a copy when comm_dtype differs)
+    at::Tensor dest;  // where the result goes
+  };
+
+  GradReducer(std::vector<at::Tensor> params, const FlatLayout& layout, Communicator& comm,
+              const GradReducerOptions& options);
+  void InstallHooks();
+  void OnGradReady(std::size_t param);  // hook body
+  at::Tensor BucketSource(std::size_t b);
+  void LaunchReadyInOrder();
+  void Launch(std::size_t b);
+  void Complete(InFlight& f);
+  void Fail(const absl::Status& s);
+  void AttachGradViews();
+
+  std::vector<at::Tensor> params_;
+  FlatLayout layout_;
+  Communicator& comm_;
+  GradReducerOptions options_;
+  at::TensorOptions f32_;
+  bool views_ = false;  // fp32 params use views of full_ as .grad
+  Range optimizer_range_;
+  at::Tensor full_;   // full mode: [padded] fp32
+  at::Tensor shard_;  // partitioned mode: [shard_size] fp32
+
+  std::vector<GradBucket> buckets_;
+  std::vector<std::vector<std::size_t>> buckets_of_param_;
+  std::vector<int> pending_;  // params of the bucket still to report this backward
+  std::vector<bool> ready_;
+  std::vector<at::Tensor> staging_;  // partitioned mode
+  std::size_t next_launch_ = 0;
+  std::deque<InFlight> in_flight_;
+  bool boundary_ = true;
+
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;
+  std::vector<std::uintptr_t> hook_keys_;
+  std::mutex mu_;  // hooks may run on autograd's device threads
+  absl::Status error_;
+};
+
+}  // namespace zt
+
+#endif  // ZEROTRAIN_CORE_ZERO_GRAD_REDUCER_H_
