@@ -2,7 +2,9 @@
 // broadcast and barrier over flat tensors, asynchronous with handles.
 //
 //   ASSIGN_OR_RETURN(zt::RankInfo me, zt::RankInfoFromEnv());
-//   ASSIGN_OR_RETURN(std::unique_ptr<zt::Communicator> comm, zt::Communicator::Create({.rank = me}));
+//   zt::CommOptions options;
+//   options.rank = me;
+//   ASSIGN_OR_RETURN(std::unique_ptr<zt::Communicator> comm, zt::Communicator::Create(options));
 //   ASSIGN_OR_RETURN(std::unique_ptr<zt::CommWork> w, comm->AllReduce(grads));   // starts
 //   ...compute...
 //   RETURN_IF_ERROR(w->Wait());                                                   // done
@@ -80,6 +82,8 @@ struct CommStats {
 
 class Communicator {
  public:
+  // RankInfoFromEnv() + Create(): what torchrun, deepspeed, srun, mpirun or //tools:launch set.
+  static absl::StatusOr<std::unique_ptr<Communicator>> FromEnv(CommBackend backend = CommBackend::kAuto);
   // Rendezvous through c10d's TCPStore at options.rank.master_addr:master_port.
   static absl::StatusOr<std::unique_ptr<Communicator>> Create(const CommOptions& options);
   // Rendezvous through `store` (shared by all ranks; e.g. a HashStore for ranks in one process).

@@ -1,6 +1,6 @@
 // Rendezvous from the environment, as launchers do it: this test starts WORLD processes of
 // itself with RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT set; each one builds a
-// communicator with RankInfoFromEnv() + Communicator::Create() (c10d TCPStore) and all-reduces.
+// communicator with Communicator::FromEnv() (c10d TCPStore) and all-reduces.
 #include <ATen/ATen.h>
 #include <netinet/in.h>
 #include <spawn.h>
@@ -28,20 +28,12 @@ namespace {
 constexpr int kWorld = 3;
 
 int ChildMain() {
-  auto info = RankInfoFromEnv();
-  if (!info.ok()) {
-    std::fprintf(stderr, "child: %s\n", std::string(info.status().message()).c_str());
-    return 2;
-  }
-  CommOptions o;
-  o.rank = *info;
-  o.backend = CommBackend::kGloo;
-  o.timeout = std::chrono::seconds(20);
-  auto comm = Communicator::Create(o);
+  auto comm = Communicator::FromEnv(CommBackend::kGloo);  // timeout from ZT_COMM_TIMEOUT_S
   if (!comm.ok()) {
-    std::fprintf(stderr, "child %d: %s\n", info->rank, std::string(comm.status().message()).c_str());
+    std::fprintf(stderr, "child: %s\n", std::string(comm.status().message()).c_str());
     return 3;
   }
+  const RankInfo* info = &(*comm)->rank_info();
   at::Tensor t = at::full({1 << 16}, static_cast<float>(info->rank + 1));
   absl::Status s = AllReduceSync(**comm, t);
   const float want = kWorld * (kWorld + 1) / 2.0f;
@@ -67,6 +59,7 @@ TEST(CommunicatorFromEnv, ProcessesRendezvousThroughTcpStore) {
   std::vector<pid_t> pids;
   for (int r = 0; r < kWorld; ++r) {
     std::vector<std::string> env = {"ZT_COMM_CHILD=1",
+                                    "ZT_COMM_TIMEOUT_S=20",
                                     "RANK=" + std::to_string(r),
                                     "WORLD_SIZE=" + std::to_string(kWorld),
                                     "LOCAL_RANK=" + std::to_string(r),

@@ -33,6 +33,15 @@ absl::StatusOr<CommOptions> WithEnvTimeout(CommOptions options) {
 
 }  // namespace
 
+absl::StatusOr<std::unique_ptr<Communicator>> Communicator::FromEnv(CommBackend backend) {
+  auto info = RankInfoFromEnv();
+  if (!info.ok()) return info.status();
+  CommOptions options;
+  options.rank = *std::move(info);
+  options.backend = backend;
+  return Create(options);
+}
+
 absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Create(const CommOptions& options) {
   const RankInfo& info = options.rank;
   if (info.world_size == 1) return Create(options, c10::make_intrusive<c10d::HashStore>());

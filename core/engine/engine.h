@@ -1,7 +1,7 @@
 // The training engine: what deepspeed.initialize returns, for ZeRO stages 0-2.
 //
 //   ASSIGN_OR_RETURN(zt::Config config, zt::Config::FromFile(path, job));
-//   ASSIGN_OR_RETURN(std::shared_ptr<zt::Communicator> comm, zt::Communicator::Create({.rank = me}));
+//   ASSIGN_OR_RETURN(std::shared_ptr<zt::Communicator> comm, zt::Communicator::Create(comm_options));
 //   ASSIGN_OR_RETURN(std::unique_ptr<zt::Engine> engine, zt::Engine::Create(model, config, comm));
 //   for (const zt::Batch& batch : micro_batches) {
 //     ASSIGN_OR_RETURN(at::Tensor loss, engine->Forward(batch));
