@@ -14,6 +14,9 @@ namespace zt {
 namespace {
 
 std::atomic<int> g_rank{-1};
+// Several ranks as threads of one process (tests, benchmarks) each tag their own lines; other
+// threads (communication workers, autograd) use the process-wide rank.
+thread_local int t_rank = -2;  // -2: not set on this thread
 
 LogSeverity SeverityFromEnv() {
   const char* env = std::getenv("ZT_LOG_LEVEL");
@@ -56,7 +59,10 @@ char SeverityLetter(LogSeverity s) {
 
 }  // namespace
 
-void SetLogRank(int rank) { g_rank.store(rank); }
+void SetLogRank(int rank) {
+  g_rank.store(rank);
+  t_rank = rank;
+}
 void SetMinLogSeverity(LogSeverity severity) { MinSeverityStorage().store(static_cast<int>(severity)); }
 LogSeverity MinLogSeverity() { return static_cast<LogSeverity>(MinSeverityStorage().load(std::memory_order_relaxed)); }
 
@@ -95,7 +101,7 @@ LogMessage::LogMessage(LogSeverity severity, const char* file, int line) : sever
   std::snprintf(head, sizeof(head), "%c%02d%02d %02d:%02d:%02d.%06ld ", SeverityLetter(severity), tm.tm_mon + 1,
                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long>(tv.tv_usec));
   stream_ << head;
-  const int rank = g_rank.load(std::memory_order_relaxed);
+  const int rank = t_rank != -2 ? t_rank : g_rank.load(std::memory_order_relaxed);
   if (rank >= 0) stream_ << "rank" << rank << ' ';
   stream_ << Basename(file) << ':' << line << "] ";
 }

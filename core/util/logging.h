@@ -19,7 +19,8 @@ namespace zt {
 
 enum class LogSeverity : int { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
 
-// Every line after this call carries `rank<rank>`; -1 (the default) leaves the tag out.
+// Every line after this call carries `rank<rank>`; -1 (the default) leaves the tag out.  The
+// calling thread keeps this rank even if another thread sets a different one later.
 void SetLogRank(int rank);
 // Lowest severity printed.  Defaults to ZT_LOG_LEVEL, else kInfo.
 void SetMinLogSeverity(LogSeverity severity);

@@ -40,6 +40,7 @@ ABSL_FLAG(int, micro, 4, "micro batch per rank");
 ABSL_FLAG(int, steps, 10, "timed steps");
 ABSL_FLAG(int, warmup, 3, "untimed steps first");
 ABSL_FLAG(int64_t, bucket, 500000000, "reduce_bucket_size and allgather_bucket_size (elements)");
+ABSL_FLAG(bool, breakdown, false, "log the engine's forward/backward/step times (wall_clock_breakdown)");
 
 namespace {
 
@@ -67,11 +68,13 @@ absl::StatusOr<Result> RunStage(int stage) {
     zt::AutoValues job;
     job.world_size = world;
     const std::string json = absl::StrFormat(
-        R"({"train_micro_batch_size_per_gpu": %d, "gradient_clipping": 0.0,
+        R"({"train_micro_batch_size_per_gpu": %d, "gradient_clipping": 0.0, "wall_clock_breakdown": %s,
+            "steps_per_print": %d,
             "optimizer": {"type": "AdamW", "params": {"lr": 1e-4, "weight_decay": 0.01}},
             "zero_optimization": {"stage": %d, "reduce_bucket_size": %d, "allgather_bucket_size": %d,
                                   "overlap_comm": true}})",
-        micro, stage, absl::GetFlag(FLAGS_bucket), absl::GetFlag(FLAGS_bucket));
+        micro, absl::GetFlag(FLAGS_breakdown) ? "true" : "false", warmup + steps, stage, absl::GetFlag(FLAGS_bucket),
+        absl::GetFlag(FLAGS_bucket));
     ASSIGN_OR_RETURN(zt::Config config, zt::Config::FromJson(json, "zero_stages", job));
     auto model =
         zt::testing::MakeTransformerStack(1, absl::GetFlag(FLAGS_layers), dim, absl::GetFlag(FLAGS_heads), 4 * dim);

@@ -4,7 +4,7 @@
     python3 -m venv /tmp/peers && /tmp/peers/bin/pip install torch==2.11.0 deepspeed==0.19.8
     /tmp/peers/bin/python tools/bench/peers/zero_stages_deepspeed.py --world 2 --layers 4 --dim 256
 
-Same model as core/engine/test_models.cc's transformer stack (pre-LayerNorm attention + GELU MLP
+Same model as core/engine/test_models.cc's transformer stack (pre-LayerNorm attention without qkv bias + GELU MLP
 blocks, MSE loss), fp32, AdamW (torch_adam: DeepSpeed's FusedAdam is CUDA-only), no clipping,
 ZeRO stage 0/1/2 with overlap_comm, on DeepSpeed's CPU accelerator over Gloo, one process per
 rank with one torch thread each.  Prints the median step time of rank 0 over --steps after
@@ -26,7 +26,7 @@ class Block(torch.nn.Module):
         super().__init__()
         self.heads = heads
         self.ln1 = torch.nn.LayerNorm(dim)
-        self.qkv = torch.nn.Linear(dim, 3 * dim)
+        self.qkv = torch.nn.Linear(dim, 3 * dim, bias=False)
         self.proj = torch.nn.Linear(dim, dim)
         self.ln2 = torch.nn.LayerNorm(dim)
         self.up = torch.nn.Linear(dim, mlp)
