@@ -67,6 +67,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(std::shared_ptr<Model> mo
   if (comm->backend() == CommBackend::kGloo && !device.is_cpu()) {
     return absl::InvalidArgumentError("Engine: the Gloo backend trains on the CPU; use NCCL for CUDA devices");
   }
+  if (comm->backend() == CommBackend::kNccl && !device.is_cuda()) {
+    return absl::InvalidArgumentError("Engine: the NCCL backend trains on CUDA devices; use Gloo on the CPU");
+  }
   std::unique_ptr<Engine> e(new Engine(std::move(model), config, std::move(comm), device));
   RETURN_IF_ERROR(e->Init(), _.WithPrefix(absl::StrCat("rank ", e->comm_->rank())));
   return e;
@@ -188,7 +191,8 @@ absl::Status Engine::Backward(const at::Tensor& loss) {
     last_loss_ = loss.detach();
     (loss.to(at::kFloat) * factor).backward();
   }));
-  if (boundary) RETURN_IF_ERROR(reducer_->FinishBackward());
+  // On a boundary this reduces what is left and waits; elsewhere it only reports hook errors.
+  RETURN_IF_ERROR(reducer_->FinishBackward());
   backward_done_ = true;
   bwd_s_ += Seconds(t_backward_);
   return absl::OkStatus();
