@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/config/config.h"
 #include "core/config/config_test_util.h"
-#include "core/config/status_matchers.h"
+#include "core/util/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "core/config/status_matchers.h"
+#include "core/util/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

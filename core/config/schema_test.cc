@@ -4,7 +4,7 @@
 #include <string>
 
 #include "core/config/deepspeed_schema.h"
-#include "core/config/status_matchers.h"
+#include "core/util/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

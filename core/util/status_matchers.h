@@ -1,11 +1,11 @@
-// gMock matchers for absl::Status and absl::StatusOr<T> in core/config's tests (Abseil 20220623
+// gMock matchers for absl::Status and absl::StatusOr<T> in tests (Abseil 20220623
 // ships none):
 //
 //   EXPECT_THAT(Config::FromJson(text, "t.json"),
 //               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown key")));
 //   EXPECT_THAT(config.RequireImplemented(), IsOk());
-#ifndef ZEROTRAIN_CORE_CONFIG_STATUS_MATCHERS_H_
-#define ZEROTRAIN_CORE_CONFIG_STATUS_MATCHERS_H_
+#ifndef ZEROTRAIN_CORE_UTIL_STATUS_MATCHERS_H_
+#define ZEROTRAIN_CORE_UTIL_STATUS_MATCHERS_H_
 
 #include <string>
 
@@ -41,4 +41,4 @@ MATCHER(IsOk, "is OK") {
 
 }  // namespace zt
 
-#endif  // ZEROTRAIN_CORE_CONFIG_STATUS_MATCHERS_H_
+#endif  // ZEROTRAIN_CORE_UTIL_STATUS_MATCHERS_H_
