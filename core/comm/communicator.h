@@ -116,6 +116,12 @@ class Communicator {
   // Returns when every rank reached it (or fails after the timeout).
   [[nodiscard]] virtual absl::Status Barrier() = 0;
 
+  // A second, CPU (Gloo) communicator among the same ranks, rendezvousing through this one's
+  // store under `name` and a sequence number (so a name may be used again): for small control
+  // messages that must not queue behind (or sync with) the data collectives.  Every rank calls
+  // it at the same points with the same names.
+  virtual absl::StatusOr<std::unique_ptr<Communicator>> CreateCpuChannel(const std::string& name) = 0;
+
   // Explicit teardown, after the last collective finished.  The destructor of a communicator
   // that was not shut down only warns: tearing NCCL down at process exit is unsafe.
   [[nodiscard]] virtual absl::Status Shutdown() = 0;
@@ -124,6 +130,10 @@ class Communicator {
 
  protected:
   explicit Communicator(RankInfo info) : info_(std::move(info)) {}
+  // CreateCpuChannel's body for every backend: Gloo over a prefix of `store`.
+  absl::StatusOr<std::unique_ptr<Communicator>> CpuChannelOver(const c10::intrusive_ptr<c10d::Store>& store,
+                                                               const std::string& name,
+                                                               std::chrono::milliseconds timeout);
   // Checks shared by the backends: contiguity, sizes, roots.  `what` names the collective.
   absl::Status CheckTensor(const at::Tensor& t, const char* what) const;
   absl::Status CheckRoot(int root, const char* what) const;
@@ -133,6 +143,7 @@ class Communicator {
 
   RankInfo info_;
   CommStats stats_;
+  int channels_created_ = 0;
 };
 
 // Convenience: AllReduce(...) and Wait().

@@ -124,6 +124,19 @@ TEST_P(Collectives, ManyInFlightFinishInOrder) {
   EXPECT_TRUE(s.ok()) << s;
 }
 
+TEST_P(Collectives, EmptyTensorsAreNoOps) {
+  absl::Status s = RunOnRanks(world(), [&](Communicator& comm) -> absl::Status {
+    RETURN_IF_ERROR(AllReduceSync(comm, at::zeros({0})));
+    ASSIGN_OR_RETURN(auto g, comm.AllGather(at::zeros({0}), at::zeros({0})));
+    RETURN_IF_ERROR(g->Wait());
+    ASSIGN_OR_RETURN(auto b, comm.Broadcast(at::zeros({0}), 0));
+    RETURN_IF_ERROR(b->Wait());
+    ASSIGN_OR_RETURN(auto r, comm.ReduceScatter(at::zeros({0}), at::zeros({0})));
+    return r->Wait();
+  });
+  EXPECT_TRUE(s.ok()) << s;
+}
+
 TEST_P(Collectives, CountsPayloadBytes) {
   const int n = world();
   absl::Status s = RunOnRanks(n, [&](Communicator& comm) -> absl::Status {

@@ -160,14 +160,17 @@ class GlooCommunicator : public Communicator {
     auto fn = ReductionFor(t.scalar_type(), op);
     if (!fn.ok()) return Annotate(fn.status(), "all-reduce");
     Count(stats_.all_reduce_bytes, t.nbytes());
-    return Submit("all-reduce", [this, t, f = *fn](uint32_t tag) {
-      gloo::AllreduceOptions opts(context_);
-      SetOutput(opts, t.data_ptr(), t.numel(), f.element_size);
-      opts.setReduceFunction(f.fn);
-      opts.setTag(tag);
-      opts.setTimeout(timeout_);
-      gloo::allreduce(opts);
-    });
+    return Submit(
+        "all-reduce",
+        [this, t, f = *fn](uint32_t tag) {
+          gloo::AllreduceOptions opts(context_);
+          SetOutput(opts, t.data_ptr(), t.numel(), f.element_size);
+          opts.setReduceFunction(f.fn);
+          opts.setTag(tag);
+          opts.setTimeout(timeout_);
+          gloo::allreduce(opts);
+        },
+        t.numel() == 0);
   }
 
   absl::StatusOr<std::unique_ptr<CommWork>> Reduce(at::Tensor t, int root, ReduceOp op) override {
@@ -176,15 +179,18 @@ class GlooCommunicator : public Communicator {
     auto fn = ReductionFor(t.scalar_type(), op);
     if (!fn.ok()) return Annotate(fn.status(), "reduce");
     Count(stats_.reduce_bytes, t.nbytes());
-    return Submit("reduce", [this, t, root, f = *fn](uint32_t tag) {
-      gloo::ReduceOptions opts(context_);
-      SetOutput(opts, t.data_ptr(), t.numel(), f.element_size);
-      opts.setRoot(root);
-      opts.setReduceFunction(f.fn);
-      opts.setTag(tag);
-      opts.setTimeout(timeout_);
-      gloo::reduce(opts);
-    });
+    return Submit(
+        "reduce",
+        [this, t, root, f = *fn](uint32_t tag) {
+          gloo::ReduceOptions opts(context_);
+          SetOutput(opts, t.data_ptr(), t.numel(), f.element_size);
+          opts.setRoot(root);
+          opts.setReduceFunction(f.fn);
+          opts.setTag(tag);
+          opts.setTimeout(timeout_);
+          gloo::reduce(opts);
+        },
+        t.numel() == 0);
   }
 
   absl::StatusOr<std::unique_ptr<CommWork>> ReduceScatter(at::Tensor out, at::Tensor in, ReduceOp op) override {
@@ -199,17 +205,20 @@ class GlooCommunicator : public Communicator {
     if (!fn.ok()) return Annotate(fn.status(), "reduce-scatter");
     Count(stats_.reduce_scatter_bytes, in.nbytes());
     const int r = rank();
-    return Submit("reduce-scatter", [this, out, in, r, f = *fn](uint32_t tag) {
-      // No flat reduce-scatter in Gloo: all-reduce a copy, keep this rank's chunk.
-      at::Tensor tmp = in.clone();
-      gloo::AllreduceOptions opts(context_);
-      SetOutput(opts, tmp.data_ptr(), tmp.numel(), f.element_size);
-      opts.setReduceFunction(f.fn);
-      opts.setTag(tag);
-      opts.setTimeout(timeout_);
-      gloo::allreduce(opts);
-      out.view(-1).copy_(tmp.view(-1).narrow(0, r * out.numel(), out.numel()));
-    });
+    return Submit(
+        "reduce-scatter",
+        [this, out, in, r, f = *fn](uint32_t tag) {
+          // No flat reduce-scatter in Gloo: all-reduce a copy, keep this rank's chunk.
+          at::Tensor tmp = in.clone();
+          gloo::AllreduceOptions opts(context_);
+          SetOutput(opts, tmp.data_ptr(), tmp.numel(), f.element_size);
+          opts.setReduceFunction(f.fn);
+          opts.setTag(tag);
+          opts.setTimeout(timeout_);
+          gloo::allreduce(opts);
+          out.view(-1).copy_(tmp.view(-1).narrow(0, r * out.numel(), out.numel()));
+        },
+        in.numel() == 0);
   }
 
   absl::StatusOr<std::unique_ptr<CommWork>> AllGather(at::Tensor out, at::Tensor in) override {
@@ -224,29 +233,35 @@ class GlooCommunicator : public Communicator {
     const std::size_t chunk = in.nbytes();
     auto* own = static_cast<unsigned char*>(out.data_ptr()) + rank() * chunk;
     const bool in_place = in.data_ptr() == own;
-    return Submit("all-gather", [this, out, in, chunk, in_place](uint32_t tag) {
-      gloo::AllgatherOptions opts(context_);
-      // Without an input Gloo gathers in place: this rank's chunk of the output is its input.
-      if (!in_place) opts.setInput(static_cast<unsigned char*>(in.data_ptr()), chunk);
-      opts.setOutput(static_cast<unsigned char*>(out.data_ptr()), out.nbytes());
-      opts.setTag(tag);
-      opts.setTimeout(timeout_);
-      gloo::allgather(opts);
-    });
+    return Submit(
+        "all-gather",
+        [this, out, in, chunk, in_place](uint32_t tag) {
+          gloo::AllgatherOptions opts(context_);
+          // Without an input Gloo gathers in place: this rank's chunk of the output is its input.
+          if (!in_place) opts.setInput(static_cast<unsigned char*>(in.data_ptr()), chunk);
+          opts.setOutput(static_cast<unsigned char*>(out.data_ptr()), out.nbytes());
+          opts.setTag(tag);
+          opts.setTimeout(timeout_);
+          gloo::allgather(opts);
+        },
+        out.numel() == 0);
   }
 
   absl::StatusOr<std::unique_ptr<CommWork>> Broadcast(at::Tensor t, int root) override {
     if (auto s = CheckCpu(t, "broadcast"); !s.ok()) return s;
     if (auto s = CheckRoot(root, "broadcast"); !s.ok()) return s;
     Count(stats_.broadcast_bytes, t.nbytes());
-    return Submit("broadcast", [this, t, root](uint32_t tag) {
-      gloo::BroadcastOptions opts(context_);
-      opts.setOutput(static_cast<unsigned char*>(t.data_ptr()), t.nbytes());
-      opts.setRoot(root);
-      opts.setTag(tag);
-      opts.setTimeout(timeout_);
-      gloo::broadcast(opts);
-    });
+    return Submit(
+        "broadcast",
+        [this, t, root](uint32_t tag) {
+          gloo::BroadcastOptions opts(context_);
+          opts.setOutput(static_cast<unsigned char*>(t.data_ptr()), t.nbytes());
+          opts.setRoot(root);
+          opts.setTag(tag);
+          opts.setTimeout(timeout_);
+          gloo::broadcast(opts);
+        },
+        t.numel() == 0);
   }
 
   absl::Status Barrier() override {
@@ -258,6 +273,10 @@ class GlooCommunicator : public Communicator {
     });
     if (!work.ok()) return work.status();
     return (*work)->Wait();
+  }
+
+  absl::StatusOr<std::unique_ptr<Communicator>> CreateCpuChannel(const std::string& name) override {
+    return CpuChannelOver(store_, name, timeout_);
   }
 
   absl::Status Shutdown() override {
@@ -307,7 +326,13 @@ class GlooCommunicator : public Communicator {
     }
   }
 
-  absl::StatusOr<std::unique_ptr<CommWork>> Submit(const char* what, std::function<void(uint32_t)> run) {
+  absl::StatusOr<std::unique_ptr<CommWork>> Submit(const char* what, std::function<void(uint32_t)> run,
+                                                   bool empty = false) {
+    if (empty) {  // nothing to move: Gloo's algorithms divide by the size, so do not call them
+      std::promise<absl::Status> done;
+      done.set_value(absl::OkStatus());
+      return std::unique_ptr<CommWork>(new GlooWork(done.get_future().share()));
+    }
     Task task{what, std::move(run), {}};
     std::shared_future<absl::Status> done = task.done.get_future().share();
     {
@@ -394,6 +419,19 @@ gloo::transport::tcp::attr DeviceAttr(const RankInfo& info) {
 }
 
 }  // namespace
+
+// Declared in communicator.h; defined here because every side channel is a Gloo communicator.
+absl::StatusOr<std::unique_ptr<Communicator>> Communicator::CpuChannelOver(const c10::intrusive_ptr<c10d::Store>& store,
+                                                                           const std::string& name,
+                                                                           std::chrono::milliseconds timeout) {
+  if (!store) return absl::FailedPreconditionError(absl::StrCat(Where(), ": no store for a side channel"));
+  CommOptions o;
+  o.rank = info_;
+  o.backend = CommBackend::kGloo;
+  o.timeout = timeout;
+  const std::string prefix = absl::StrCat("zt/channel/", name, "/", channels_created_++);
+  return CreateGlooCommunicator(o, c10::make_intrusive<c10d::PrefixStore>(prefix, store));
+}
 
 absl::StatusOr<std::unique_ptr<Communicator>> CreateGlooCommunicator(const CommOptions& options,
                                                                      c10::intrusive_ptr<c10d::Store> store) {

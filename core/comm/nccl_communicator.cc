@@ -40,8 +40,9 @@ class NcclWork : public CommWork {
 
 class NcclCommunicator : public Communicator {
  public:
-  NcclCommunicator(RankInfo info, c10::intrusive_ptr<c10d::ProcessGroupNCCL> pg)
-      : Communicator(std::move(info)), pg_(std::move(pg)) {}
+  NcclCommunicator(RankInfo info, c10::intrusive_ptr<c10d::ProcessGroupNCCL> pg, c10::intrusive_ptr<c10d::Store> store,
+                   std::chrono::milliseconds timeout)
+      : Communicator(std::move(info)), pg_(std::move(pg)), store_(std::move(store)), timeout_(timeout) {}
 
   ~NcclCommunicator() override {
     if (!shut_down_) ZT_LOG(WARNING) << Where() << ": communicator destroyed without Shutdown()";
@@ -121,9 +122,14 @@ class NcclCommunicator : public Communicator {
     return (*w)->Wait();
   }
 
+  absl::StatusOr<std::unique_ptr<Communicator>> CreateCpuChannel(const std::string& name) override {
+    return CpuChannelOver(store_, name, timeout_);
+  }
+
   absl::Status Shutdown() override {
     if (shut_down_) return absl::OkStatus();
     shut_down_ = true;
+    store_.reset();
     return CallTorch(Where() + ": shutdown", [&] { pg_->shutdown(); });
   }
 
@@ -146,6 +152,8 @@ class NcclCommunicator : public Communicator {
   }
 
   c10::intrusive_ptr<c10d::ProcessGroupNCCL> pg_;
+  c10::intrusive_ptr<c10d::Store> store_;  // for side channels
+  std::chrono::milliseconds timeout_;
   bool shut_down_ = false;
 };
 
@@ -168,7 +176,7 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateNcclCommunicator(const CommO
                                                        info.rank, info.world_size, opts);
   });
   if (!pg.ok()) return pg.status();
-  return std::unique_ptr<Communicator>(new NcclCommunicator(info, *std::move(pg)));
+  return std::unique_ptr<Communicator>(new NcclCommunicator(info, *std::move(pg), std::move(store), options.timeout));
 }
 
 }  // namespace zt

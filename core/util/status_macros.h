@@ -82,6 +82,7 @@ const absl::Status& AsStatus(const absl::StatusOr<T>& s) {
 
 // ASSIGN_OR_RETURN(lhs, expr) or ASSIGN_OR_RETURN(lhs, expr, context-expression using `_`).
 // lhs may declare a variable (`auto x`, `std::unique_ptr<T> p`) or name an existing one.
+// It expands to several statements: put it in braces under an `if`.
 #define ASSIGN_OR_RETURN(...) ZT_AOR_SELECT_(__VA_ARGS__, ZT_AOR_3_, ZT_AOR_2_)(__VA_ARGS__)
 #define ZT_AOR_SELECT_(_1, _2, _3, NAME, ...) NAME
 #define ZT_AOR_2_(lhs, expr) ZT_AOR_IMPL_(ZT_STATUS_CONCAT_(zt_statusor_, __LINE__), lhs, expr, _)

@@ -10,6 +10,10 @@
 namespace zt {
 
 absl::Status StatusFromException(const std::exception& e, absl::string_view what) {
+  if (const auto* carried = dynamic_cast<const StatusException*>(&e)) {
+    const absl::Status& s = carried->status();
+    return what.empty() ? s : absl::Status(s.code(), absl::StrCat(what, ": ", s.message()));
+  }
   absl::StatusCode code = absl::StatusCode::kUnknown;
   std::string message = e.what();
   if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e)) {

@@ -11,6 +11,8 @@
 #define ZEROTRAIN_CORE_UTIL_TORCH_STATUS_H_
 
 #include <exception>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -20,7 +22,20 @@
 
 namespace zt {
 
+// An absl::Status carried through code that can only throw (LibTorch module forwards, autograd
+// hooks); StatusFromException gives it back unchanged but for `what`.
+class StatusException : public std::runtime_error {
+ public:
+  explicit StatusException(absl::Status status)
+      : std::runtime_error(std::string(status.message())), status_(std::move(status)) {}
+  const absl::Status& status() const { return status_; }
+
+ private:
+  absl::Status status_;
+};
+
 // Maps an exception to a Status with `what` as context:
+//   zt::StatusException                           -> its own status
 //   c10::OutOfMemoryError, std::bad_alloc        -> kResourceExhausted
 //   c10::ValueError, c10::TypeError               -> kInvalidArgument
 //   c10::IndexError                               -> kOutOfRange

@@ -46,6 +46,12 @@ TEST(CallTorch, VoidCallsReturnOk) {
   EXPECT_EQ(dst.sum().item<float>(), 4.0f);
 }
 
+TEST(StatusFromException, GivesBackACarriedStatus) {
+  absl::Status s = CallTorch("forward", [] { throw StatusException(absl::DeadlineExceededError("gather timed out")); });
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(s.message(), "forward: gather timed out");
+}
+
 TEST(StatusFromException, MapsStandardExceptions) {
   EXPECT_EQ(StatusFromException(std::bad_alloc(), "alloc").code(), absl::StatusCode::kResourceExhausted);
   absl::Status s = StatusFromException(std::runtime_error("boom\n"), "");
