@@ -273,7 +273,7 @@ class Config {
   // never has any), as JSON paths.
   std::vector<std::string> unresolved_auto;
   // Features the config uses that this build does not implement yet, one readable line each,
-  // e.g. "zero_optimization.stage=3 (ZeRO stage 3)".
+  // e.g. "zero_optimization.offload_param.device=cpu (parameter offload to CPU)".
   std::vector<std::string> not_implemented;
   // Deprecation and other warnings raised while parsing.
   std::vector<std::string> warnings;

@@ -164,7 +164,6 @@ std::vector<std::string> ListNotImplemented(const Json& doc, const Config& c) {
     if (IsTrue(doc, path)) add(path, true, what);
   };
   const ZeroConfig& z = c.zero_optimization;
-  if (z.stage == 3) add("zero_optimization.stage", 3, "ZeRO stage 3");
   if (z.offload_optimizer.enabled()) {
     add("zero_optimization.offload_optimizer.device", DeviceName(z.offload_optimizer.device),
         z.offload_optimizer.device == OffloadDevice::kCpu ? "ZeRO-Offload of optimizer state to CPU"

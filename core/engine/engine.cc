@@ -53,9 +53,6 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(std::shared_ptr<Model> mo
                                                        const EngineOptions& options) {
   if (model == nullptr || comm == nullptr) return absl::InvalidArgumentError("Engine: model and communicator needed");
   RETURN_IF_ERROR(config.RequireImplemented());
-  if (config.zero_optimization.stage > 2) {
-    return absl::UnimplementedError("Engine: ZeRO stage 3 is not supported yet by zerotrain");
-  }
   if (config.optimizer.type == OptimizerType::kNone) {
     return absl::InvalidArgumentError(
         absl::StrCat(config.source,
@@ -88,6 +85,7 @@ Engine::~Engine() = default;
 
 absl::Status Engine::Init() {
   SetLogRank(comm_->rank());
+  if (config_.zero_optimization.stage == 3) return InitStage3();
   RETURN_IF_ERROR(Flatten());
   const int stage = config_.zero_optimization.stage;
   const Range range = stage == 0 ? Range{0, layout_.padded()} : layout_.shard(comm_->rank());
@@ -119,6 +117,45 @@ absl::Status Engine::Init() {
         CommBackendName(comm_->backend()), layout_.total(), layout_.num_params(), range.size(), reducer_->buckets(),
         config_.train_micro_batch_size_per_gpu, config_.gradient_accumulation_steps, comm_->world_size(),
         config_.train_batch_size);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Engine::InitStage3() {
+  // Same parameters everywhere before any collective depends on it.
+  Fingerprint fp;
+  std::int64_t count = 0;
+  for (const auto& item : model_->named_parameters(/*recurse=*/true)) {
+    if (!item.value().requires_grad()) continue;
+    fp.Add(item.key()).Add(static_cast<std::int64_t>(item.value().scalar_type()));
+    for (std::int64_t d : item.value().sizes()) fp.Add(d);
+    ++count;
+  }
+  RETURN_IF_ERROR(CheckAgreement(*comm_, fp.value(), count, "model parameters"));
+  const ZeroConfig& z = config_.zero_optimization;
+  Stage3Options o;
+  o.device = device_;
+  o.compute_dtype = compute_dtype_;
+  o.persistence_threshold = z.param_persistence_threshold;
+  o.schedule.prefetch_elems = z.prefetch_bucket_size;
+  o.schedule.max_live_elems = z.max_live_parameters;
+  o.schedule.max_reuse_distance = z.max_reuse_distance;
+  o.mean = config_.gradient_allreduce_op == AllReduceOp::kMean;
+  o.prescale = config_.prescale_gradients;
+  o.predivide_factor = config_.gradient_predivide_factor;
+  o.comm_dtype = WireDtype(config_.communication_data_type);
+  ASSIGN_OR_RETURN(stage3_, Stage3::Create(*model_, *comm_, o));
+  adam_ = std::make_unique<AdamShard>(stage3_->master(), config_.optimizer.adam);
+  ASSIGN_OR_RETURN(LrSchedule schedule, LrSchedule::Create(config_.scheduler, config_.optimizer.adam.lr));
+  schedule_.emplace(std::move(schedule));
+  if (comm_->rank() == 0) {
+    ZT_LOG(INFO) << absl::StrFormat(
+        "engine: ZeRO stage 3, %s, %d ranks (%s), %d units holding %d partitioned parameters, %d persistent, "
+        "%d per rank in the optimizer, micro batch %d x accumulation %d x world %d = %d",
+        compute_dtype_ == at::kFloat ? "fp32" : c10::toString(compute_dtype_), comm_->world_size(),
+        CommBackendName(comm_->backend()), stage3_->num_units(), stage3_->partitioned_elems(),
+        stage3_->persistent_elems(), stage3_->master().numel(), config_.train_micro_batch_size_per_gpu,
+        config_.gradient_accumulation_steps, comm_->world_size(), config_.train_batch_size);
   }
   return absl::OkStatus();
 }
@@ -161,6 +198,7 @@ bool Engine::is_gradient_accumulation_boundary() const {
 
 absl::StatusOr<at::Tensor> Engine::Forward(const Batch& batch) {
   t_forward_ = std::chrono::steady_clock::now();
+  if (stage3_) stage3_->BeginForwardPass();
   auto loss = CallTorch("forward", [&] {
     Batch on_device;
     for (const auto& [name, t] : batch) {
@@ -185,14 +223,19 @@ absl::Status Engine::Backward(const at::Tensor& loss) {
     return absl::InvalidArgumentError("Backward needs the scalar loss that Forward returned");
   }
   const bool boundary = is_gradient_accumulation_boundary();
-  reducer_->BeginMicroStep(boundary);
+  if (stage3_) {
+    stage3_->BeginBackwardPass();
+  } else {
+    reducer_->BeginMicroStep(boundary);
+  }
   const double factor = scaler_.scale() / static_cast<double>(config_.gradient_accumulation_steps);
   RETURN_IF_ERROR(CallTorch("backward", [&] {
     last_loss_ = loss.detach();
     (loss.to(at::kFloat) * factor).backward();
   }));
-  // On a boundary this reduces what is left and waits; elsewhere it only reports hook errors.
-  RETURN_IF_ERROR(reducer_->FinishBackward());
+  // Stages 0-2: on a boundary this reduces what is left and waits; elsewhere it only reports
+  // hook errors.  Stage 3 reduces every micro-step (it gathers every micro-step anyway).
+  RETURN_IF_ERROR(stage3_ ? stage3_->FinishBackward() : reducer_->FinishBackward());
   backward_done_ = true;
   bwd_s_ += Seconds(t_backward_);
   return absl::OkStatus();
@@ -212,6 +255,10 @@ absl::Status Engine::Step() {
 }
 
 absl::Status Engine::ApplyStep() {
+  // Stage 3: every rank's gradients are in once all ranks are here.
+  if (stage3_) RETURN_IF_ERROR(stage3_->Sync(SyncPoint::kStep));
+  const at::Tensor norm_grads = stage3_ ? stage3_->grads() : reducer_->ShardGrads();
+  const at::Tensor opt_grads = stage3_ ? stage3_->grads() : reducer_->OptimizerGrads();
   const bool check_overflow = config_.fp16.enabled || (config_.bf16.enabled && config_.bf16.check_grad_overflow);
   // One collective answers both questions: the global squared norm (ranks' shards do not
   // overlap), which is inf/NaN exactly when some gradient is.
@@ -219,7 +266,7 @@ absl::Status Engine::ApplyStep() {
   {
     at::Tensor local;
     RETURN_IF_ERROR(CallTorch("gradient norm", [&] {
-      local = at::linalg_vector_norm(reducer_->ShardGrads(), 2, c10::nullopt, false, at::kDouble).pow(2).reshape({1});
+      local = at::linalg_vector_norm(norm_grads, 2, c10::nullopt, false, at::kDouble).pow(2).reshape({1});
     }));
     RETURN_IF_ERROR(AllReduceSync(*comm_, local));
     norm_sq = local.item<double>();
@@ -227,7 +274,12 @@ absl::Status Engine::ApplyStep() {
   ++global_steps_;
   if (check_overflow && !std::isfinite(norm_sq)) {
     ++skipped_steps_;
-    reducer_->ZeroGrads();
+    if (stage3_) {
+      stage3_->ZeroGrads();
+      RETURN_IF_ERROR(stage3_->AfterStep(/*applied=*/false));
+    } else {
+      reducer_->ZeroGrads();
+    }
     if (comm_->rank() == 0) {
       ZT_LOG(WARNING) << "step " << global_steps_ << ": gradients hold inf/NaN on some rank; every rank skips it";
     }
@@ -243,14 +295,19 @@ absl::Status Engine::ApplyStep() {
   }
   const auto betas =
       schedule_->betas().value_or(std::make_pair(config_.optimizer.adam.beta1, config_.optimizer.adam.beta2));
-  RETURN_IF_ERROR(
-      adam_->Step(reducer_->OptimizerGrads(), schedule_->lr(), betas.first, betas.second, static_cast<float>(factor)));
+  RETURN_IF_ERROR(adam_->Step(opt_grads, schedule_->lr(), betas.first, betas.second, static_cast<float>(factor)));
+  if (stage3_) {
+    RETURN_IF_ERROR(stage3_->AfterStep(/*applied=*/true));
+    stage3_->ZeroGrads();
+    schedule_->Step();
+    return scaler_.Update(/*overflow=*/false);
+  }
   if (compute_dtype_ != at::kFloat) {
     const Range r = reducer_->optimizer_range();
     RETURN_IF_ERROR(
         CallTorch("write back 16-bit parameters", [&] { flat_.narrow(0, r.begin, r.size()).copy_(master_); }));
   }
-  if (config_.zero_optimization.stage >= 1) RETURN_IF_ERROR(GatherParameters());
+  if (config_.zero_optimization.stage >= 1) RETURN_IF_ERROR(AllGatherUpdated());
   schedule_->Step();
   reducer_->ZeroGrads();
   return scaler_.Update(/*overflow=*/false);
@@ -259,7 +316,7 @@ absl::Status Engine::ApplyStep() {
 // Every rank's updated shard to every rank: one in-place all-gather when it fits
 // allgather_bucket_size, else chunk by chunk through a buffer; or, with allgather_partitions
 // false, one broadcast per shard (DeepSpeed's alternative).
-absl::Status Engine::GatherParameters() {
+absl::Status Engine::AllGatherUpdated() {
   const int world = comm_->world_size();
   if (world == 1) return absl::OkStatus();
   const std::int64_t s = layout_.shard_size();
@@ -291,6 +348,74 @@ absl::Status Engine::GatherParameters() {
     }));
   }
   return absl::OkStatus();
+}
+
+std::int64_t Engine::ParameterBytes() const { return stage3_ ? stage3_->ParameterBytes() : flat_.nbytes(); }
+
+absl::StatusOr<std::unique_ptr<GatheredParameters>> Engine::GatherParameters(int modifier_rank) {
+  if (modifier_rank >= comm_->world_size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("GatherParameters: modifier rank ", modifier_rank, " of ", comm_->world_size()));
+  }
+  if (stage3_) RETURN_IF_ERROR(stage3_->GatherAll());
+  return std::unique_ptr<GatheredParameters>(new GatheredParameters(this, modifier_rank));
+}
+
+absl::Status Engine::ReleaseGathered(int modifier_rank) {
+  if (stage3_) return stage3_->ReleaseAll(modifier_rank);
+  if (modifier_rank < 0 || comm_->world_size() == 1) {
+    if (modifier_rank >= 0 && compute_dtype_ != at::kFloat) {
+      const Range r = reducer_->optimizer_range();
+      return CallTorch("take the modified values", [&] { master_.copy_(flat_.narrow(0, r.begin, r.size())); });
+    }
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(auto w, comm_->Broadcast(flat_, modifier_rank));
+  RETURN_IF_ERROR(w->Wait());
+  if (compute_dtype_ != at::kFloat) {
+    const Range r = reducer_->optimizer_range();
+    RETURN_IF_ERROR(CallTorch("take the modified values", [&] { master_.copy_(flat_.narrow(0, r.begin, r.size())); }));
+  }
+  return absl::OkStatus();
+}
+
+GatheredParameters::~GatheredParameters() {
+  if (released_) return;
+  absl::Status s = Release();
+  if (!s.ok()) ZT_LOG(ERROR) << "releasing gathered parameters: " << s;
+}
+
+absl::Status GatheredParameters::Release() {
+  if (released_) return absl::OkStatus();
+  released_ = true;
+  return engine_->ReleaseGathered(modifier_rank_);
+}
+
+absl::StatusOr<std::map<std::string, at::Tensor>> Engine::ConsolidatedStateDict() {
+  if (stage3_ && !config_.zero_optimization.gather_16bit_weights_on_model_save) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(config_.source,
+                     ": at ZeRO stage 3 the full weights are gathered for saving only with "
+                     "\"zero_optimization.stage3_gather_16bit_weights_on_model_save\": true"));
+  }
+  ASSIGN_OR_RETURN(auto scope, GatherParameters());
+  std::map<std::string, at::Tensor> out;
+  RETURN_IF_ERROR(CallTorch("copy the weights", [&] {
+    for (const auto& item : model_->named_parameters(/*recurse=*/true))
+      out[item.key()] = item.value().detach().cpu().clone();
+  }));
+  RETURN_IF_ERROR(scope->Release());
+  return out;
+}
+
+absl::Status Engine::Barrier() {
+  if (stage3_) return stage3_->Sync(SyncPoint::kBarrier);
+  return comm_->Barrier();
+}
+
+absl::Status Engine::Shutdown() {
+  if (stage3_) return stage3_->Sync(SyncPoint::kShutdown);
+  return comm_->Barrier();
 }
 
 void Engine::MaybeReport(double fwd, double bwd, double step) {

@@ -30,8 +30,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -44,8 +46,32 @@
 #include "core/precision/loss_scaler.h"
 #include "core/zero/grad_reducer.h"
 #include "core/zero/partition.h"
+#include "core/zero/stage3.h"
 
 namespace zt {
+
+class Engine;
+
+// Full parameters for a scope (DeepSpeed's GatheredParameters): at stage 3 every unit is
+// gathered for the scope's life; with a modifier rank, that rank's values are what every rank
+// keeps when the scope ends (for initialising or editing weights).  At stages 0-2 parameters
+// are always whole; a modifier rank's values are broadcast at the end all the same.  Every rank
+// opens and closes the scope at the same point.
+class GatheredParameters {
+ public:
+  ~GatheredParameters();
+  GatheredParameters(const GatheredParameters&) = delete;
+  GatheredParameters& operator=(const GatheredParameters&) = delete;
+  // Ends the scope now (the destructor does it otherwise, logging a failure).
+  [[nodiscard]] absl::Status Release();
+
+ private:
+  friend class Engine;
+  GatheredParameters(Engine* engine, int modifier_rank) : engine_(engine), modifier_rank_(modifier_rank) {}
+  Engine* engine_;
+  int modifier_rank_;
+  bool released_ = false;
+};
 
 struct EngineOptions {
   // Where the model trains; default: cuda:<local rank> with the NCCL backend, else the CPU.
@@ -68,6 +94,18 @@ class Engine {
   // Ends the micro-step; on an accumulation boundary, the optimizer step.
   [[nodiscard]] absl::Status Step();
 
+  // See GatheredParameters.  modifier_rank -1: read-only.
+  absl::StatusOr<std::unique_ptr<GatheredParameters>> GatherParameters(int modifier_rank = -1);
+  // Every parameter's full value (16-bit at bf16/fp16), on the CPU, by name; at stage 3 only
+  // with zero_optimization.stage3_gather_16bit_weights_on_model_save, as DeepSpeed.
+  absl::StatusOr<std::map<std::string, at::Tensor>> ConsolidatedStateDict();
+  // Returns once every rank got here.  At stage 3 ranks waiting here keep serving the others'
+  // gathers, so ranks that ran different forward code (generation lengths) meet again.
+  [[nodiscard]] absl::Status Barrier();
+  // Ends training: a barrier, then the engine lets go of the model.  Call it on every rank
+  // before shutting the communicator down.
+  [[nodiscard]] absl::Status Shutdown();
+
   // --- state ------------------------------------------------------------------------------
   bool is_gradient_accumulation_boundary() const;
   std::int64_t micro_steps() const { return micro_steps_; }
@@ -79,6 +117,10 @@ class Engine {
   double last_grad_norm() const { return last_grad_norm_; }
   const FlatLayout& layout() const { return layout_; }
   const AdamShard& optimizer() const { return *adam_; }
+  // Bytes of model parameters this rank holds now (stage 3: shards, gathered units, persistent).
+  std::int64_t ParameterBytes() const;
+  // The stage-3 coordinator (nullptr below stage 3).
+  const Stage3* stage3() const { return stage3_.get(); }
   Model& module() { return *model_; }
   Communicator& comm() { return *comm_; }
   at::Device device() const { return device_; }
@@ -86,9 +128,12 @@ class Engine {
 
  private:
   Engine(std::shared_ptr<Model> model, const Config& config, std::shared_ptr<Communicator> comm, at::Device device);
+  friend class GatheredParameters;
   absl::Status Init();
+  absl::Status InitStage3();
   absl::Status Flatten();
-  absl::Status GatherParameters();
+  absl::Status ReleaseGathered(int modifier_rank);
+  absl::Status AllGatherUpdated();
   absl::Status ApplyStep();
   void MaybeReport(double seconds_fwd, double seconds_bwd, double seconds_step);
 
@@ -100,9 +145,10 @@ class Engine {
 
   std::vector<at::Tensor> params_;
   FlatLayout layout_;
-  at::Tensor flat_;    // [padded] compute dtype: the parameters are views of it
-  at::Tensor master_;  // fp32 master weights of the optimizer range (a view of flat_ in fp32)
-  std::unique_ptr<GradReducer> reducer_;
+  at::Tensor flat_;                       // [padded] compute dtype: the parameters are views of it
+  at::Tensor master_;                     // fp32 master weights of the optimizer range (a view of flat_ in fp32)
+  std::unique_ptr<GradReducer> reducer_;  // stages 0-2
+  std::unique_ptr<Stage3> stage3_;        // stage 3
   std::unique_ptr<AdamShard> adam_;
   std::optional<LrSchedule> schedule_;
   LossScaler scaler_;

@@ -87,7 +87,7 @@ TEST_F(EngineFeatures, Bf16CommunicationStaysCloseToFp32) {
 // fp32 training.
 TEST_F(EngineFeatures, Bf16RanksMatchOneRankWithinTwoUlps) {
   const auto fp32 = ReferenceParameters(Net::kBlock, 0.05, at::kCPU);
-  for (int stage : {0, 1, 2}) {
+  for (int stage : {0, 1, 2, 3}) {
     EquivalenceCase one{Net::kBlock, stage, 1, 1, 0.05};
     one.extra_config = R"(, "bf16": {"enabled": true})";
     auto single = TrainParameters(one);
@@ -263,10 +263,10 @@ TEST_F(EngineFeatures, MisuseIsAnErrorNotACrash) {
     ASSIGN_OR_RETURN(Config no_opt, Config::FromJson(R"({"train_batch_size": 2})", "no optimizer", {}));
     auto e1 = Engine::Create(MakeMlp(1, 8, 16, 4), no_opt, borrowed);
     if (e1.status().code() != absl::StatusCode::kInvalidArgument) return absl::InternalError("no optimizer");
-    ASSIGN_OR_RETURN(Config stage3, Config::FromJson(R"({"train_batch_size": 2, "optimizer": {"type": "AdamW"},
-        "zero_optimization": {"stage": 3}})",
-                                                     "stage 3", {}));
-    auto e2 = Engine::Create(MakeMlp(1, 8, 16, 4), stage3, borrowed);
+    ASSIGN_OR_RETURN(Config offload, Config::FromJson(R"({"train_batch_size": 2, "optimizer": {"type": "AdamW"},
+        "zero_optimization": {"stage": 3, "offload_param": {"device": "cpu"}}})",
+                                                      "offload", {}));
+    auto e2 = Engine::Create(MakeMlp(1, 8, 16, 4), offload, borrowed);
     if (e2.status().code() != absl::StatusCode::kUnimplemented) return absl::InternalError(e2.status().ToString());
     ASSIGN_OR_RETURN(Config ok,
                      Config::FromJson(R"({"train_batch_size": 2, "optimizer": {"type": "AdamW"}})", "ok", {}));

@@ -1,4 +1,4 @@
-// The equivalence law on GPUs over NCCL: rank r trains on cuda:r (world 1, and 2 where the
+// The equivalence law on GPUs over NCCL, stages 0-3: rank r trains on cuda:r (world 1, and 2 where the
 // machine has two GPUs), compared with one process on cuda:0.
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
@@ -16,7 +16,7 @@ std::vector<EquivalenceCase> GpuCases() {
   const int gpus = static_cast<int>(c10::cuda::device_count());
   std::vector<EquivalenceCase> cases;
   for (Net net : {Net::kMlp, Net::kBlock})
-    for (int stage : {0, 1, 2})
+    for (int stage : {0, 1, 2, 3})
       for (int world : {1, 2})
         for (int gas : {1, 3})
           for (double clip : {0.0, 0.05}) {

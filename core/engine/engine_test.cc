@@ -1,6 +1,6 @@
-// The law of the engine (CPU, Gloo): for every stage, world size, accumulation and clipping
-// setting, N ranks training with ZeRO compute the update one process computes on the global
-// batch.
+// The law of the engine (CPU, Gloo): for every stage (0-3), world size, accumulation and
+// clipping setting, N ranks training with ZeRO compute the update one process computes on the
+// global batch.
 #include "core/engine/engine.h"
 
 #include <ATen/Parallel.h>
@@ -16,7 +16,7 @@ namespace {
 std::vector<EquivalenceCase> AllCases() {
   std::vector<EquivalenceCase> cases;
   for (Net net : {Net::kMlp, Net::kBlock})
-    for (int stage : {0, 1, 2})
+    for (int stage : {0, 1, 2, 3})
       for (int world : {1, 2, 4})
         for (int gas : {1, 3})
           for (double clip : {0.0, 0.05}) cases.push_back({net, stage, world, gas, clip});

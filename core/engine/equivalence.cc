@@ -35,7 +35,7 @@ std::string ConfigJson(const EquivalenceCase& c, std::int64_t micro) {
                           "overlap_comm": %s%s}%s
   })",
                          micro, c.gas, c.clip, kLr, c.stage, c.allgather_bucket_size, c.overlap_comm ? "true" : "false",
-                         c.zero_extra, c.extra_config);
+                         c.zero_extra + (c.stage == 3 ? c.stage3_config : ""), c.extra_config);
 }
 
 }  // namespace
@@ -90,7 +90,13 @@ absl::Status Train(const EquivalenceCase& c, const LocalGroupOptions& options,
           return absl::InternalError(absl::StrCat("rank ", comm.rank(), ": ", engine->global_steps(), " steps"));
         }
         std::vector<at::Tensor> params;
-        for (const auto& p : engine->module().parameters()) params.push_back(p.detach().to(at::kCPU, at::kFloat));
+        {
+          ASSIGN_OR_RETURN(auto full, engine->GatherParameters());  // stage 3: gathered for this scope
+          for (const auto& p : engine->module().parameters())
+            params.push_back(p.detach().to(at::kCPU, at::kFloat).clone());
+          RETURN_IF_ERROR(full->Release());
+        }
+        RETURN_IF_ERROR(engine->Shutdown());
         return check(comm.rank(), params);
       },
       options);

@@ -28,6 +28,10 @@ struct EquivalenceCase {
   std::string zero_extra;                    // more members of zero_optimization, starting with a comma
   std::int64_t allgather_bucket_size = 300;  // small: several all-gather chunks
   bool overlap_comm = true;
+  // Stage 3 only: small thresholds so that units are partitioned (biases of fewer than 10
+  // elements stay persistent), prefetched and evicted.
+  std::string stage3_config = R"(, "stage3_param_persistence_threshold": 10, "stage3_prefetch_bucket_size": 200,
+      "stage3_max_live_parameters": 3000, "stage3_max_reuse_distance": 100)";
 };
 
 inline constexpr int kEquivalenceSteps = 10;

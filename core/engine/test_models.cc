@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "core/zero/unit.h"
+
 namespace zt::testing {
 namespace {
 
@@ -20,51 +22,73 @@ std::mutex& SeedMutex() {
 
 at::Tensor Mse(const at::Tensor& out, const at::Tensor& y) { return (out - y.to(out.scalar_type())).pow(2).mean(); }
 
+using LinearUnit = std::shared_ptr<Unit<torch::nn::LinearImpl>>;
+
+LinearUnit Linear(std::int64_t in, std::int64_t out) {
+  return MakeUnit(std::make_shared<torch::nn::LinearImpl>(in, out));
+}
+
 class Mlp : public Model {
  public:
   Mlp(std::int64_t in, std::int64_t hidden, std::int64_t out)
-      : fc1_(register_module("fc1", torch::nn::Linear(in, hidden))),
-        fc2_(register_module("fc2", torch::nn::Linear(hidden, out))) {}
+      : fc1_(register_module("fc1", Linear(in, hidden))), fc2_(register_module("fc2", Linear(hidden, out))) {}
   at::Tensor Forward(const Batch& b) override {
-    at::Tensor x = b.at("x").to(fc1_->weight.scalar_type());
+    at::Tensor x = b.at("x").to(fc1_->module().weight.scalar_type());
     return Mse(fc2_->forward(at::gelu(fc1_->forward(x))), b.at("y"));
   }
 
  private:
-  torch::nn::Linear fc1_, fc2_;
+  LinearUnit fc1_, fc2_;
 };
 
-class Block : public Model {
+// x + attention(LayerNorm(x)).  The qkv projection has no bias (see test_models.h).
+class Attention : public torch::nn::Module {
  public:
-  Block(std::int64_t dim, std::int64_t heads, std::int64_t mlp_hidden)
+  Attention(std::int64_t dim, std::int64_t heads)
       : heads_(heads),
-        ln1_(register_module("ln1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})))),
+        ln_(register_module("ln", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})))),
         qkv_(register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(dim, 3 * dim).bias(false)))),
-        proj_(register_module("proj", torch::nn::Linear(dim, dim))),
-        ln2_(register_module("ln2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})))),
-        up_(register_module("up", torch::nn::Linear(dim, mlp_hidden))),
-        down_(register_module("down", torch::nn::Linear(mlp_hidden, dim))) {}
-
-  at::Tensor Forward(const Batch& b) override {
-    return Mse(Apply(b.at("x").to(qkv_->weight.scalar_type())), b.at("y"));
-  }
-
-  at::Tensor Apply(at::Tensor x) {
+        proj_(register_module("proj", torch::nn::Linear(dim, dim))) {}
+  at::Tensor forward(const at::Tensor& x) {
     const std::int64_t n = x.size(0), s = x.size(1), d = x.size(2), hd = d / heads_;
-    auto split = qkv_->forward(ln1_->forward(x)).view({n, s, 3, heads_, hd}).permute({2, 0, 3, 1, 4});
+    auto split = qkv_->forward(ln_->forward(x)).view({n, s, 3, heads_, hd}).permute({2, 0, 3, 1, 4});
     at::Tensor q = split[0], k = split[1], v = split[2];  // [n, heads, s, hd]
     at::Tensor att = at::softmax(at::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(hd)), -1);
-    at::Tensor ctx = at::matmul(att, v).transpose(1, 2).reshape({n, s, d});
-    x = x + proj_->forward(ctx);
-    return x + down_->forward(at::gelu(up_->forward(ln2_->forward(x))));
+    return x + proj_->forward(at::matmul(att, v).transpose(1, 2).reshape({n, s, d}));
   }
 
  private:
   std::int64_t heads_;
-  torch::nn::LayerNorm ln1_;
+  torch::nn::LayerNorm ln_;
   torch::nn::Linear qkv_, proj_;
-  torch::nn::LayerNorm ln2_;
+};
+
+// x + MLP(LayerNorm(x)).
+class Feedforward : public torch::nn::Module {
+ public:
+  Feedforward(std::int64_t dim, std::int64_t hidden)
+      : ln_(register_module("ln", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})))),
+        up_(register_module("up", torch::nn::Linear(dim, hidden))),
+        down_(register_module("down", torch::nn::Linear(hidden, dim))) {}
+  at::Tensor forward(const at::Tensor& x) { return x + down_->forward(at::gelu(up_->forward(ln_->forward(x)))); }
+
+ private:
+  torch::nn::LayerNorm ln_;
   torch::nn::Linear up_, down_;
+};
+
+// A transformer block as two stage-3 units.
+class Block : public torch::nn::Module {
+ public:
+  Block(std::int64_t dim, std::int64_t heads, std::int64_t mlp_hidden)
+      : attention_(register_module("attention", MakeUnit(std::make_shared<Attention>(dim, heads)))),
+        feedforward_(register_module("feedforward", MakeUnit(std::make_shared<Feedforward>(dim, mlp_hidden)))) {}
+  at::Tensor forward(const at::Tensor& x) { return feedforward_->forward(attention_->forward(x)); }
+  at::ScalarType dtype() { return feedforward_->module().parameters()[0].scalar_type(); }
+
+ private:
+  std::shared_ptr<Unit<Attention>> attention_;
+  std::shared_ptr<Unit<Feedforward>> feedforward_;
 };
 
 class Stack : public Model {
@@ -75,8 +99,8 @@ class Stack : public Model {
     }
   }
   at::Tensor Forward(const Batch& b) override {
-    at::Tensor x = b.at("x").to(blocks_[0]->parameters()[0].scalar_type());
-    for (auto& blk : blocks_) x = blk->Apply(x);
+    at::Tensor x = b.at("x").to(blocks_[0]->dtype());
+    for (auto& blk : blocks_) x = blk->forward(x);
     return Mse(x, b.at("y"));
   }
 
@@ -101,9 +125,7 @@ Batch MlpBatch(std::uint64_t seed, std::int64_t samples, std::int64_t in, std::i
 
 std::shared_ptr<Model> MakeTransformerBlock(std::uint64_t seed, std::int64_t dim, std::int64_t heads,
                                             std::int64_t mlp_hidden) {
-  std::lock_guard<std::mutex> lock(SeedMutex());
-  at::manual_seed(seed);
-  return std::make_shared<Block>(dim, heads, mlp_hidden);
+  return MakeTransformerStack(seed, 1, dim, heads, mlp_hidden);
 }
 
 std::shared_ptr<Model> MakeTransformerStack(std::uint64_t seed, std::int64_t layers, std::int64_t dim,

@@ -13,6 +13,10 @@
 
 namespace zt::testing {
 
+// Both models mark stage-3 units (core/zero/unit.h): the MLP's two linear layers; in a
+// transformer block its attention sublayer and its feedforward sublayer.  Below stage 3 units
+// are plain pass-throughs.
+//
 // x [n, in] -> Linear -> GELU -> Linear -> [n, out]; loss = mean((out - y)^2).
 std::shared_ptr<Model> MakeMlp(std::uint64_t seed, std::int64_t in, std::int64_t hidden, std::int64_t out);
 Batch MlpBatch(std::uint64_t seed, std::int64_t samples, std::int64_t in, std::int64_t out);
