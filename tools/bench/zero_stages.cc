@@ -1,14 +1,18 @@
-// Step time and bytes communicated per step for ZeRO stages 0, 1 and 2 on the CPU (Gloo),
-// several ranks in one process (threads, one LibTorch thread each).
+// Step time, bytes communicated and gathered per step, and (on GPUs) peak memory, for ZeRO
+// stages 0-3, several ranks in one process (threads, one LibTorch thread each).
 //
-//   bazel run -c opt //tools/bench:zero_stages -- --world=2 --layers=4 --dim=256
+//   bazel run -c opt //tools/bench:zero_stages -- --world=2 --layers=4 --dim=256         # CPU, Gloo
+//   bazel run -c opt --config=cuda //tools/bench:zero_stages -- --backend=nccl --stages=2,3
 //
-// Model: a stack of pre-LayerNorm transformer blocks (core/engine/test_models.h) with an MSE
-// loss; fp32, AdamW, no clipping.  Reports per stage the median step time over --steps after
-// --warmup steps (forward + backward + reduce + optimizer + gather, on rank 0, ranks started
-// together by a barrier) and the payload bytes each rank sent per step (Communicator::stats:
-// all-reduce = the buffer, reduce = the buffer, all-gather = the gathered output).  Its peer is
-// DeepSpeed itself on the same model and settings: tools/bench/peers/zero_stages_deepspeed.py.
+// Model: a stack of pre-LayerNorm transformer blocks (core/engine/test_models.h; each block is
+// two stage-3 units) with an MSE loss; fp32, AdamW, no clipping; stage-3 settings as HF's
+// "auto" sets them (prefetch 0.9 dim^2, persistence threshold 10 dim).  Reports per stage the
+// median step time over --steps after --warmup steps (forward + backward + reduce + optimizer +
+// gather, on rank 0, ranks started together by a barrier), the payload bytes each rank sent per
+// step and the part of it that was parameter all-gathers (Communicator::stats: all-reduce =
+// the buffer, reduce and reduce-scatter = the input, all-gather = the gathered output), and with
+// NCCL the peak CUDA memory of rank 0 over the timed steps.  Its CPU peer is DeepSpeed itself
+// on the same model and settings: tools/bench/peers/zero_stages_deepspeed.py.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -29,9 +33,12 @@
 #include "core/engine/engine.h"
 #include "core/engine/test_models.h"
 #include "core/util/status_macros.h"
+#ifdef ZT_CUDA
+#include "tools/bench/cuda_memory.h"
+#endif
 
 ABSL_FLAG(int, world, 2, "ranks (threads)");
-ABSL_FLAG(std::string, stages, "0,1,2", "ZeRO stages to run");
+ABSL_FLAG(std::string, stages, "0,1,2,3", "ZeRO stages to run");
 ABSL_FLAG(int, layers, 4, "transformer blocks");
 ABSL_FLAG(int, dim, 256, "model width");
 ABSL_FLAG(int, heads, 4, "attention heads");
@@ -40,6 +47,7 @@ ABSL_FLAG(int, micro, 4, "micro batch per rank");
 ABSL_FLAG(int, steps, 10, "timed steps");
 ABSL_FLAG(int, warmup, 3, "untimed steps first");
 ABSL_FLAG(int64_t, bucket, 500000000, "reduce_bucket_size and allgather_bucket_size (elements)");
+ABSL_FLAG(std::string, backend, "gloo", "gloo (CPU) or nccl (rank r on cuda:r)");
 ABSL_FLAG(bool, breakdown, false, "log the engine's forward/backward/step times (wall_clock_breakdown)");
 
 namespace {
@@ -56,6 +64,8 @@ std::string CpuModel() {
 struct Result {
   double median_ms = 0;
   double bytes_per_step = 0;
+  double gathered_per_step = 0;
+  std::int64_t peak_cuda = -1;
   std::int64_t params = 0;
 };
 
@@ -64,45 +74,64 @@ absl::StatusOr<Result> RunStage(int stage) {
   const int steps = absl::GetFlag(FLAGS_steps), warmup = absl::GetFlag(FLAGS_warmup);
   const int dim = absl::GetFlag(FLAGS_dim), seq = absl::GetFlag(FLAGS_seq);
   Result result;
-  RETURN_IF_ERROR(zt::RunOnRanks(world, [&](zt::Communicator& comm) -> absl::Status {
-    zt::AutoValues job;
-    job.world_size = world;
-    const std::string json = absl::StrFormat(
-        R"({"train_micro_batch_size_per_gpu": %d, "gradient_clipping": 0.0, "wall_clock_breakdown": %s,
+  zt::LocalGroupOptions group;
+  group.backend = absl::GetFlag(FLAGS_backend) == "nccl" ? zt::CommBackend::kNccl : zt::CommBackend::kGloo;
+  RETURN_IF_ERROR(zt::RunOnRanks(
+      world,
+      [&](zt::Communicator& comm) -> absl::Status {
+        zt::AutoValues job;
+        job.world_size = world;
+        const std::string json = absl::StrFormat(
+            R"({"train_micro_batch_size_per_gpu": %d, "gradient_clipping": 0.0, "wall_clock_breakdown": %s,
             "steps_per_print": %d,
             "optimizer": {"type": "AdamW", "params": {"lr": 1e-4, "weight_decay": 0.01}},
             "zero_optimization": {"stage": %d, "reduce_bucket_size": %d, "allgather_bucket_size": %d,
-                                  "overlap_comm": true}})",
-        micro, absl::GetFlag(FLAGS_breakdown) ? "true" : "false", warmup + steps, stage, absl::GetFlag(FLAGS_bucket),
-        absl::GetFlag(FLAGS_bucket));
-    ASSIGN_OR_RETURN(zt::Config config, zt::Config::FromJson(json, "zero_stages", job));
-    auto model =
-        zt::testing::MakeTransformerStack(1, absl::GetFlag(FLAGS_layers), dim, absl::GetFlag(FLAGS_heads), 4 * dim);
-    std::shared_ptr<zt::Communicator> borrowed(&comm, [](zt::Communicator*) {});
-    ASSIGN_OR_RETURN(auto engine, zt::Engine::Create(model, config, borrowed));
-    std::vector<double> times;
-    std::int64_t bytes_before = 0;
-    for (int step = 0; step < warmup + steps; ++step) {
-      zt::Batch b = zt::testing::TransformerBatch(100 * step + comm.rank(), micro, seq, dim);
-      RETURN_IF_ERROR(comm.Barrier());
-      if (step == warmup) bytes_before = comm.stats().bytes;
-      const auto t0 = std::chrono::steady_clock::now();
-      ASSIGN_OR_RETURN(at::Tensor loss, engine->Forward(b));
-      RETURN_IF_ERROR(engine->Backward(loss));
-      RETURN_IF_ERROR(engine->Step());
-      if (step >= warmup) {
-        times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-      }
-    }
-    if (comm.rank() == 0) {
-      std::sort(times.begin(), times.end());
-      result.median_ms = times[times.size() / 2];
-      // The barriers of the timing loop are not the engine's traffic: they move no payload.
-      result.bytes_per_step = static_cast<double>(comm.stats().bytes - bytes_before) / steps;
-      result.params = engine->layout().total();
-    }
-    return absl::OkStatus();
-  }));
+                                  "overlap_comm": true, "stage3_prefetch_bucket_size": %d,
+                                  "stage3_param_persistence_threshold": %d}})",
+            micro, absl::GetFlag(FLAGS_breakdown) ? "true" : "false", warmup + steps, stage,
+            absl::GetFlag(FLAGS_bucket), absl::GetFlag(FLAGS_bucket), static_cast<std::int64_t>(0.9 * dim * dim),
+            10 * dim);
+        ASSIGN_OR_RETURN(zt::Config config, zt::Config::FromJson(json, "zero_stages", job));
+        auto model =
+            zt::testing::MakeTransformerStack(1, absl::GetFlag(FLAGS_layers), dim, absl::GetFlag(FLAGS_heads), 4 * dim);
+        std::shared_ptr<zt::Communicator> borrowed(&comm, [](zt::Communicator*) {});
+        ASSIGN_OR_RETURN(auto engine, zt::Engine::Create(model, config, borrowed));
+        std::vector<double> times;
+        std::int64_t bytes_before = 0, gathered_before = 0;
+        const bool cuda = comm.backend() == zt::CommBackend::kNccl;
+        for (int step = 0; step < warmup + steps; ++step) {
+          zt::Batch b = zt::testing::TransformerBatch(100 * step + comm.rank(), micro, seq, dim);
+          RETURN_IF_ERROR(engine->Barrier());
+          if (step == warmup) {
+            bytes_before = comm.stats().bytes;
+            gathered_before = comm.stats().all_gather_bytes;
+#ifdef ZT_CUDA
+            if (cuda) zt::bench::ResetPeakCudaMemory(comm.local_rank());
+#endif
+          }
+          const auto t0 = std::chrono::steady_clock::now();
+          ASSIGN_OR_RETURN(at::Tensor loss, engine->Forward(b));
+          RETURN_IF_ERROR(engine->Backward(loss));
+          RETURN_IF_ERROR(engine->Step());
+          if (cuda) (void)loss.item<float>();  // the step's GPU work is done
+          if (step >= warmup) {
+            times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+          }
+        }
+        if (comm.rank() == 0) {
+          std::sort(times.begin(), times.end());
+          result.median_ms = times[times.size() / 2];
+          // The barriers of the timing loop are not the engine's traffic: they move no payload.
+          result.bytes_per_step = static_cast<double>(comm.stats().bytes - bytes_before) / steps;
+          result.gathered_per_step = static_cast<double>(comm.stats().all_gather_bytes - gathered_before) / steps;
+          for (const auto& p : model->parameters()) result.params += p.numel();
+#ifdef ZT_CUDA
+          if (cuda) result.peak_cuda = zt::bench::PeakCudaMemory(comm.local_rank());
+#endif
+        }
+        return engine->Shutdown();
+      },
+      group));
   return result;
 }
 
@@ -112,8 +141,13 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   at::set_num_threads(1);
   const int world = absl::GetFlag(FLAGS_world);
-  std::printf("zero_stages: %s, %d ranks (threads, Gloo), %d layers x dim %d, seq %d, micro batch %d, fp32 AdamW\n",
-              CpuModel().c_str(), world, absl::GetFlag(FLAGS_layers), absl::GetFlag(FLAGS_dim),
+  const std::string backend = absl::GetFlag(FLAGS_backend);
+  if (backend != "gloo" && backend != "nccl") {
+    std::fprintf(stderr, "zero_stages: --backend must be gloo or nccl, not '%s'\n", backend.c_str());
+    return 2;
+  }
+  std::printf("zero_stages: %s, %d ranks (threads, %s), %d layers x dim %d, seq %d, micro batch %d, fp32 AdamW\n",
+              CpuModel().c_str(), world, backend.c_str(), absl::GetFlag(FLAGS_layers), absl::GetFlag(FLAGS_dim),
               absl::GetFlag(FLAGS_seq), absl::GetFlag(FLAGS_micro));
   std::string summary;
   for (absl::string_view s : absl::StrSplit(absl::GetFlag(FLAGS_stages), ',')) {
@@ -127,13 +161,18 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "zero_stages: stage %d: %s\n", stage, std::string(r.status().message()).c_str());
       return 1;
     }
+    const std::string peak =
+        r->peak_cuda >= 0 ? absl::StrFormat(", peak CUDA memory %.1f MB", r->peak_cuda / 1e6) : std::string();
     std::printf(
         "stage %d: %lld parameters, median step %.1f ms, %.2f MB sent per rank per step (%.2f x the fp32 "
-        "parameter bytes)\n",
+        "parameter bytes), of which %.2f MB parameter all-gathers%s\n",
         stage, static_cast<long long>(r->params), r->median_ms, r->bytes_per_step / 1e6,
-        r->bytes_per_step / (4.0 * r->params));
+        r->bytes_per_step / (4.0 * r->params), r->gathered_per_step / 1e6, peak.c_str());
     absl::StrAppend(&summary, summary.empty() ? "" : " ", "stage", stage, "_ms=", absl::StrFormat("%.1f", r->median_ms),
-                    " stage", stage, "_MB=", absl::StrFormat("%.2f", r->bytes_per_step / 1e6));
+                    " stage", stage, "_MB=", absl::StrFormat("%.2f", r->bytes_per_step / 1e6), " stage", stage,
+                    "_gathered_MB=", absl::StrFormat("%.2f", r->gathered_per_step / 1e6));
+    if (r->peak_cuda >= 0)
+      absl::StrAppend(&summary, " stage", stage, "_peak_MB=", absl::StrFormat("%.1f", r->peak_cuda / 1e6));
   }
   std::printf("%s\n", summary.c_str());
   return 0;
