@@ -125,6 +125,12 @@ absl::Status Stage3::Build(torch::nn::Module& model) {
                                                         st.full.numel(), " elements in shards of ", st.shard_size,
                                                         ", world ", world, ")"));
     }
+    if (st.full.scalar_type() != options_.compute_dtype || st.full.device() != options_.device) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("a unit built sharded in ", c10::toString(st.full.scalar_type()), " on ", st.full.device().str(),
+                       " for an engine training in ", c10::toString(options_.compute_dtype), " on ",
+                       options_.device.str(), ": build with ZeroInit from the same config and device"));
+    }
     for (const at::Tensor& p : st.params) sharded.insert(p.unsafeGetTensorImpl());
   }
   RETURN_IF_ERROR(CallTorch("move the model to " + options_.device.str(), [&] {
@@ -219,6 +225,10 @@ absl::Status Stage3::Build(torch::nn::Module& model) {
   for (int u = 0; u < num_units(); ++u) {
     units_[u]->unit->AttachFetcher(this, u);
     attached_.push_back(units_[u]->unit);
+  }
+  if (num_units() == 0 && comm_.rank() == 0) {
+    ZT_LOG(WARNING) << "ZeRO stage 3: the model marks no units (zt::Unit), so every parameter stays whole on every "
+                       "rank; only gradients and optimizer state are partitioned";
   }
   return absl::OkStatus();
 }
