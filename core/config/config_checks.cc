@@ -164,15 +164,12 @@ std::vector<std::string> ListNotImplemented(const Json& doc, const Config& c) {
     if (IsTrue(doc, path)) add(path, true, what);
   };
   const ZeroConfig& z = c.zero_optimization;
-  if (z.offload_optimizer.enabled()) {
-    add("zero_optimization.offload_optimizer.device", DeviceName(z.offload_optimizer.device),
-        z.offload_optimizer.device == OffloadDevice::kCpu ? "ZeRO-Offload of optimizer state to CPU"
-                                                          : "ZeRO-Infinity: optimizer state on NVMe");
+  // Offload to CPU is implemented (core/optim/host_adam.h, Stage3Options::offload_param).
+  if (z.offload_optimizer.device == OffloadDevice::kNvme) {
+    add("zero_optimization.offload_optimizer.device", "nvme", "ZeRO-Infinity: optimizer state on NVMe");
   }
-  if (z.offload_param.enabled()) {
-    add("zero_optimization.offload_param.device", DeviceName(z.offload_param.device),
-        z.offload_param.device == OffloadDevice::kCpu ? "parameter offload to CPU"
-                                                      : "ZeRO-Infinity: parameters on NVMe");
+  if (z.offload_param.device == OffloadDevice::kNvme) {
+    add("zero_optimization.offload_param.device", "nvme", "ZeRO-Infinity: parameters on NVMe");
   }
   if (const Json* zenflow = Lookup(doc, "zero_optimization.zenflow")) {
     add("zero_optimization.zenflow", *zenflow, "ZenFlow");

@@ -1,7 +1,9 @@
 #include "core/engine/engine.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <utility>
@@ -89,11 +91,7 @@ absl::Status Engine::Init() {
   RETURN_IF_ERROR(Flatten());
   const int stage = config_.zero_optimization.stage;
   const Range range = stage == 0 ? Range{0, layout_.padded()} : layout_.shard(comm_->rank());
-  RETURN_IF_ERROR(CallTorch("create fp32 master weights", [&] {
-    at::Tensor mine = flat_.narrow(0, range.begin, range.size());
-    master_ = compute_dtype_ == at::kFloat ? mine : mine.to(at::kFloat).clone();
-  }));
-  adam_ = std::make_unique<AdamShard>(master_, config_.optimizer.adam);
+  RETURN_IF_ERROR(InitOptimizer(flat_.narrow(0, range.begin, range.size()), at::Tensor()));
   ASSIGN_OR_RETURN(LrSchedule schedule, LrSchedule::Create(config_.scheduler, config_.optimizer.adam.lr));
   schedule_.emplace(std::move(schedule));
 
@@ -108,15 +106,22 @@ absl::Status Engine::Init() {
   r.mean = config_.gradient_allreduce_op == AllReduceOp::kMean;
   r.prescale = config_.prescale_gradients;
   r.predivide_factor = config_.gradient_predivide_factor;
+  if (host_adam_) {
+    // Each finished bucket of this rank's gradients starts down to the host while backward
+    // goes on; Step copies whatever is left.
+    r.on_final = [this](Range g) {
+      return host_adam_->CopyGradsDown(g.begin, reducer_->OptimizerGrads().narrow(0, g.begin, g.size()));
+    };
+  }
   ASSIGN_OR_RETURN(reducer_, GradReducer::Create(params_, layout_, *comm_, r));
   if (comm_->rank() == 0) {
     ZT_LOG(INFO) << absl::StrFormat(
         "engine: ZeRO stage %d, %s, %d ranks (%s), %d parameters in %d tensors, %d per rank in the optimizer, "
-        "%d gradient buckets, micro batch %d x accumulation %d x world %d = %d",
+        "%d gradient buckets, micro batch %d x accumulation %d x world %d = %d%s",
         stage, compute_dtype_ == at::kFloat ? "fp32" : c10::toString(compute_dtype_), comm_->world_size(),
         CommBackendName(comm_->backend()), layout_.total(), layout_.num_params(), range.size(), reducer_->buckets(),
         config_.train_micro_batch_size_per_gpu, config_.gradient_accumulation_steps, comm_->world_size(),
-        config_.train_batch_size);
+        config_.train_batch_size, host_adam_ ? "; optimizer state offloaded to host memory (CPU Adam)" : "");
   }
   return absl::OkStatus();
 }
@@ -144,20 +149,61 @@ absl::Status Engine::InitStage3() {
   o.prescale = config_.prescale_gradients;
   o.predivide_factor = config_.gradient_predivide_factor;
   o.comm_dtype = WireDtype(config_.communication_data_type);
+  o.external_master = z.offload_optimizer.device == OffloadDevice::kCpu;
+  o.offload_params = z.offload_param.device == OffloadDevice::kCpu;
+  o.pin_memory = z.offload_param.pin_memory;
   ASSIGN_OR_RETURN(stage3_, Stage3::Create(*model_, *comm_, o));
-  adam_ = std::make_unique<AdamShard>(stage3_->master(), config_.optimizer.adam);
+  RETURN_IF_ERROR(InitOptimizer(stage3_->params(), stage3_->master()));
   ASSIGN_OR_RETURN(LrSchedule schedule, LrSchedule::Create(config_.scheduler, config_.optimizer.adam.lr));
   schedule_.emplace(std::move(schedule));
   if (comm_->rank() == 0) {
     ZT_LOG(INFO) << absl::StrFormat(
         "engine: ZeRO stage 3, %s, %d ranks (%s), %d units holding %d partitioned parameters, %d persistent, "
-        "%d per rank in the optimizer, micro batch %d x accumulation %d x world %d = %d",
+        "%d per rank in the optimizer (%d of them in host memory)%s, micro batch %d x accumulation %d x world %d = "
+        "%d",
         compute_dtype_ == at::kFloat ? "fp32" : c10::toString(compute_dtype_), comm_->world_size(),
         CommBackendName(comm_->backend()), stage3_->num_units(), stage3_->partitioned_elems(),
-        stage3_->persistent_elems(), stage3_->master().numel(), config_.train_micro_batch_size_per_gpu,
+        stage3_->persistent_elems(), opt_params_.numel(), host_elems_,
+        o.offload_params ? ", parameter shards in host memory" : "", config_.train_micro_batch_size_per_gpu,
         config_.gradient_accumulation_steps, comm_->world_size(), config_.train_batch_size);
   }
   return absl::OkStatus();
+}
+
+absl::Status Engine::InitOptimizer(const at::Tensor& params, const at::Tensor& device_master) {
+  opt_params_ = params;
+  const std::int64_t n = params.numel();
+  const OffloadConfig& off = config_.zero_optimization.offload_optimizer;
+  if (off.device == OffloadDevice::kCpu) {
+    host_elems_ = std::clamp<std::int64_t>(std::llround(off.ratio * static_cast<double>(n)), 0, n);
+    HostAdamOptions h;
+    h.pin_memory = off.pin_memory;
+    h.chunk_elems = config_.zero_optimization.sub_group_size;
+    h.threads = at::get_num_threads();  // the launcher gives each rank its share of the cores
+    h.grads_device = device_;
+    ASSIGN_OR_RETURN(host_adam_, HostAdam::Create(params.narrow(0, 0, host_elems_), config_.optimizer.adam, h));
+  }
+  if (host_adam_ && host_elems_ == n) return absl::OkStatus();
+  RETURN_IF_ERROR(CallTorch("create fp32 master weights", [&] {
+    const at::Tensor rest = params.narrow(0, host_elems_, n - host_elems_);
+    if (device_master.defined()) {
+      master_ = device_master;  // stage 3 keeps it and writes the 16-bit shards from it
+    } else if (rest.scalar_type() == at::kFloat && rest.device() == device_) {
+      master_ = rest;
+    } else {
+      master_ = rest.to(device_, at::kFloat, /*non_blocking=*/false, /*copy=*/true);
+    }
+  }));
+  adam_ = std::make_unique<AdamShard>(master_, config_.optimizer.adam);
+  return absl::OkStatus();
+}
+
+absl::Status Engine::ReloadMaster() {
+  if (host_adam_) RETURN_IF_ERROR(host_adam_->SetMaster(opt_params_.narrow(0, 0, host_elems_)));
+  if (!adam_ || (stage3_ && !host_adam_)) return absl::OkStatus();  // Stage3 reloads its own master
+  return CallTorch("take the modified values", [&] {
+    master_.copy_(opt_params_.narrow(0, host_elems_, opt_params_.numel() - host_elems_));
+  });
 }
 
 absl::Status Engine::Flatten() {
@@ -274,6 +320,7 @@ absl::Status Engine::ApplyStep() {
   ++global_steps_;
   if (check_overflow && !std::isfinite(norm_sq)) {
     ++skipped_steps_;
+    if (host_adam_) host_adam_->DropGrads();
     if (stage3_) {
       stage3_->ZeroGrads();
       RETURN_IF_ERROR(stage3_->AfterStep(/*applied=*/false));
@@ -295,17 +342,25 @@ absl::Status Engine::ApplyStep() {
   }
   const auto betas =
       schedule_->betas().value_or(std::make_pair(config_.optimizer.adam.beta1, config_.optimizer.adam.beta2));
-  RETURN_IF_ERROR(adam_->Step(opt_grads, schedule_->lr(), betas.first, betas.second, static_cast<float>(factor)));
+  const std::int64_t n = opt_grads.numel();
+  if (host_adam_) {
+    RETURN_IF_ERROR(host_adam_->Step(opt_grads.narrow(0, 0, host_elems_), schedule_->lr(), betas.first, betas.second,
+                                     static_cast<float>(factor)));
+  }
+  if (adam_) {
+    RETURN_IF_ERROR(adam_->Step(opt_grads.narrow(0, host_elems_, n - host_elems_), schedule_->lr(), betas.first,
+                                betas.second, static_cast<float>(factor)));
+    // The new values of the device part in the compute dtype (stage 3 writes its own master's).
+    const at::Tensor rest = opt_params_.narrow(0, host_elems_, n - host_elems_);
+    if (!(stage3_ && !host_adam_) && !master_.is_same(rest)) {
+      RETURN_IF_ERROR(CallTorch("write back the updated parameters", [&] { rest.copy_(master_); }));
+    }
+  }
   if (stage3_) {
     RETURN_IF_ERROR(stage3_->AfterStep(/*applied=*/true));
     stage3_->ZeroGrads();
     schedule_->Step();
     return scaler_.Update(/*overflow=*/false);
-  }
-  if (compute_dtype_ != at::kFloat) {
-    const Range r = reducer_->optimizer_range();
-    RETURN_IF_ERROR(
-        CallTorch("write back 16-bit parameters", [&] { flat_.narrow(0, r.begin, r.size()).copy_(master_); }));
   }
   if (config_.zero_optimization.stage >= 1) RETURN_IF_ERROR(AllGatherUpdated());
   schedule_->Step();
@@ -362,21 +417,13 @@ absl::StatusOr<std::unique_ptr<GatheredParameters>> Engine::GatherParameters(int
 }
 
 absl::Status Engine::ReleaseGathered(int modifier_rank) {
-  if (stage3_) return stage3_->ReleaseAll(modifier_rank);
-  if (modifier_rank < 0 || comm_->world_size() == 1) {
-    if (modifier_rank >= 0 && compute_dtype_ != at::kFloat) {
-      const Range r = reducer_->optimizer_range();
-      return CallTorch("take the modified values", [&] { master_.copy_(flat_.narrow(0, r.begin, r.size())); });
-    }
-    return absl::OkStatus();
+  if (stage3_) RETURN_IF_ERROR(stage3_->ReleaseAll(modifier_rank));
+  if (modifier_rank < 0) return absl::OkStatus();
+  if (!stage3_ && comm_->world_size() > 1) {
+    ASSIGN_OR_RETURN(auto w, comm_->Broadcast(flat_, modifier_rank));
+    RETURN_IF_ERROR(w->Wait());
   }
-  ASSIGN_OR_RETURN(auto w, comm_->Broadcast(flat_, modifier_rank));
-  RETURN_IF_ERROR(w->Wait());
-  if (compute_dtype_ != at::kFloat) {
-    const Range r = reducer_->optimizer_range();
-    RETURN_IF_ERROR(CallTorch("take the modified values", [&] { master_.copy_(flat_.narrow(0, r.begin, r.size())); }));
-  }
-  return absl::OkStatus();
+  return ReloadMaster();
 }
 
 GatheredParameters::~GatheredParameters() {

@@ -42,6 +42,7 @@
 #include "core/config/config.h"
 #include "core/engine/model.h"
 #include "core/optim/adam_shard.h"
+#include "core/optim/host_adam.h"
 #include "core/optim/lr_schedule.h"
 #include "core/precision/loss_scaler.h"
 #include "core/zero/grad_reducer.h"
@@ -116,7 +117,12 @@ class Engine {
   // The global gradient norm of the last applied step, before clipping (unscaled).
   double last_grad_norm() const { return last_grad_norm_; }
   const FlatLayout& layout() const { return layout_; }
-  const AdamShard& optimizer() const { return *adam_; }
+  // The optimizer state of this rank's partition: on the device (nullptr when all of it is
+  // offloaded) and in host memory (ZeRO-Offload, nullptr without).  With a partial offload
+  // (stage 3's offload_optimizer.ratio) the host part holds the first host_elems() elements.
+  const AdamShard* device_optimizer() const { return adam_.get(); }
+  const HostAdam* host_optimizer() const { return host_adam_.get(); }
+  std::int64_t host_elems() const { return host_elems_; }
   // Bytes of model parameters this rank holds now (stage 3: shards, gathered units, persistent).
   std::int64_t ParameterBytes() const;
   // The stage-3 coordinator (nullptr below stage 3).
@@ -131,6 +137,11 @@ class Engine {
   friend class GatheredParameters;
   absl::Status Init();
   absl::Status InitStage3();
+  // The optimizer over `params` (this rank's partition in the compute dtype; the master weights
+  // start from it): Adam on the device, in host memory, or split at offload_optimizer.ratio.
+  absl::Status InitOptimizer(const at::Tensor& params, const at::Tensor& device_master);
+  // The master weights after `params` changed outside the optimizer (a modifier rank).
+  absl::Status ReloadMaster();
   absl::Status Flatten();
   absl::Status ReleaseGathered(int modifier_rank);
   absl::Status AllGatherUpdated();
@@ -146,10 +157,13 @@ class Engine {
   std::vector<at::Tensor> params_;
   FlatLayout layout_;
   at::Tensor flat_;                       // [padded] compute dtype: the parameters are views of it
-  at::Tensor master_;                     // fp32 master weights of the optimizer range (a view of flat_ in fp32)
+  at::Tensor opt_params_;                 // compute dtype: the partition the optimizer updates
+  at::Tensor master_;                     // fp32 master weights of its device part (opt_params_ itself in fp32)
   std::unique_ptr<GradReducer> reducer_;  // stages 0-2
   std::unique_ptr<Stage3> stage3_;        // stage 3
-  std::unique_ptr<AdamShard> adam_;
+  std::unique_ptr<AdamShard> adam_;       // [host_elems_, n) of the partition
+  std::unique_ptr<HostAdam> host_adam_;   // [0, host_elems_): ZeRO-Offload
+  std::int64_t host_elems_ = 0;
   std::optional<LrSchedule> schedule_;
   LossScaler scaler_;
 

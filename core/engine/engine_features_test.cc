@@ -137,7 +137,8 @@ struct RankResult {
   std::int64_t sched_iter = 0;
 };
 
-std::vector<RankResult> TrainFp16(int stage, int world, int hysteresis, std::vector<int> poison_steps, int steps) {
+std::vector<RankResult> TrainFp16(int stage, int world, int hysteresis, std::vector<int> poison_steps, int steps,
+                                  const std::string& zero_extra = "") {
   std::vector<RankResult> out(world);
   absl::Status s = RunOnRanks(world, [&](Communicator& comm) -> absl::Status {
     AutoValues job;
@@ -148,7 +149,7 @@ std::vector<RankResult> TrainFp16(int stage, int world, int hysteresis, std::vec
       "optimizer": {"type": "Adam", "params": {"lr": 1e-3}},
       "scheduler": {"type": "WarmupLR", "params": {"warmup_num_steps": 5, "warmup_max_lr": 1e-3}},
       "zero_optimization": {"stage": )",
-                                          stage, "}}");
+                                          stage, zero_extra, "}}");
     ASSIGN_OR_RETURN(Config config, Config::FromJson(json, "fp16 test", job));
     auto model = std::make_shared<PoisonAt>(MakeMlp(5, 8, 16, 4), /*rank=*/world - 1, poison_steps);
     model->set_rank(comm.rank());
@@ -180,6 +181,22 @@ TEST_F(EngineFeatures, Fp16OverflowOnOneRankSkipsTheStepOnAll) {
   }
 }
 
+// With the optimizer state offloaded, the overflow check still sees every gradient (it runs
+// before anything travels to the host) and the applied steps match the device optimizer's.
+TEST_F(EngineFeatures, Fp16OverflowWithOffloadSkipsLikeWithout) {
+  for (int stage : {1, 2, 3}) {
+    auto offloaded = TrainFp16(stage, 2, /*hysteresis=*/1, {2}, 5, R"(, "offload_optimizer": {"device": "cpu"})");
+    auto device = TrainFp16(stage, 2, /*hysteresis=*/1, {2}, 5);
+    for (int rank = 0; rank < 2; ++rank) {
+      EXPECT_EQ(offloaded[rank].skipped, 1) << "stage " << stage << " rank " << rank;
+      EXPECT_EQ(offloaded[rank].scale, 128.0) << "stage " << stage << " rank " << rank;
+      // fp16 weights: CPU Adam's fused multiply-adds may round a few of them one ulp apart.
+      EXPECT_NEAR(offloaded[rank].checksum, device[rank].checksum, 1e-3 * device[rank].checksum)
+          << "stage " << stage << " rank " << rank;
+    }
+  }
+}
+
 TEST_F(EngineFeatures, Fp16HysteresisAbsorbsTheFirstOverflow) {
   auto once = TrainFp16(2, 2, /*hysteresis=*/2, {1}, 4);
   EXPECT_EQ(once[0].skipped, 1);
@@ -202,14 +219,49 @@ TEST_F(EngineFeatures, OptimizerStateIsCeilOfParamsOverRanksPerRank) {
       ASSIGN_OR_RETURN(auto engine, Engine::Create(MakeMlp(1, 8, 16, 4), config, borrowed));
       const std::int64_t p = engine->layout().total();  // 8*16+16 + 16*4+4 = 212
       const std::int64_t want = stage == 0 ? engine->layout().padded() : (p + 2) / 3;
-      if (p != 212 || engine->optimizer().exp_avg().numel() != want ||
-          engine->optimizer().exp_avg_sq().numel() != want || engine->optimizer().master().numel() != want) {
+      if (p != 212 || engine->device_optimizer()->exp_avg().numel() != want ||
+          engine->device_optimizer()->exp_avg_sq().numel() != want || engine->device_optimizer()->master().numel() != want) {
         return absl::InternalError(
-            absl::StrCat("stage ", stage, ": P=", p, " state ", engine->optimizer().exp_avg().numel(), " want ", want));
+            absl::StrCat("stage ", stage, ": P=", p, " state ", engine->device_optimizer()->exp_avg().numel(), " want ", want));
       }
       return absl::OkStatus();
     });
     EXPECT_TRUE(s.ok()) << s;
+  }
+}
+
+TEST_F(EngineFeatures, OffloadedOptimizerStateIsInHostMemoryOnly) {
+  for (const char* zero : {R"("stage": 2, "offload_optimizer": {"device": "cpu"})",
+                           R"("stage": 3, "offload_optimizer": {"device": "cpu", "ratio": 0.25})"}) {
+    absl::Status s = RunOnRanks(2, [&](Communicator& comm) -> absl::Status {
+      AutoValues job;
+      job.world_size = 2;
+      ASSIGN_OR_RETURN(Config config, Config::FromJson(absl::StrCat(R"({"train_micro_batch_size_per_gpu": 1,
+          "optimizer": {"type": "AdamW"}, "zero_optimization": {)",
+                                                                    zero, "}}"),
+                                                       "offload", job));
+      std::shared_ptr<Communicator> borrowed(&comm, [](Communicator*) {});
+      ASSIGN_OR_RETURN(auto engine, Engine::Create(MakeMlp(1, 8, 16, 4), config, borrowed));
+      const HostAdam* host = engine->host_optimizer();
+      const AdamShard* device = engine->device_optimizer();
+      if (host == nullptr) return absl::InternalError("no host optimizer");
+      if (config.zero_optimization.stage == 2) {
+        const std::int64_t shard = (212 + 1) / 2;
+        if (device != nullptr || engine->host_elems() != shard || host->exp_avg().numel() != shard) {
+          return absl::InternalError(absl::StrCat("stage 2: host ", host->exp_avg().numel(), " of ", shard));
+        }
+        return absl::OkStatus();
+      }
+      // Stage 3, ratio 0.25: the first quarter of this rank's partition on the host.
+      const std::int64_t n = engine->stage3()->params().numel();
+      const std::int64_t want = std::llround(0.25 * static_cast<double>(n));
+      if (device == nullptr || engine->host_elems() != want || host->exp_avg_sq().numel() != want ||
+          device->exp_avg_sq().numel() != n - want || engine->stage3()->master().defined()) {
+        return absl::InternalError(absl::StrCat("stage 3: ", engine->host_elems(), " on the host of ", n));
+      }
+      return absl::OkStatus();
+    });
+    EXPECT_TRUE(s.ok()) << zero << ": " << s;
   }
 }
 
@@ -264,7 +316,7 @@ TEST_F(EngineFeatures, MisuseIsAnErrorNotACrash) {
     auto e1 = Engine::Create(MakeMlp(1, 8, 16, 4), no_opt, borrowed);
     if (e1.status().code() != absl::StatusCode::kInvalidArgument) return absl::InternalError("no optimizer");
     ASSIGN_OR_RETURN(Config offload, Config::FromJson(R"({"train_batch_size": 2, "optimizer": {"type": "AdamW"},
-        "zero_optimization": {"stage": 3, "offload_param": {"device": "cpu"}}})",
+        "zero_optimization": {"stage": 3, "offload_param": {"device": "nvme", "nvme_path": "/tmp"}}})",
                                                       "offload", {}));
     auto e2 = Engine::Create(MakeMlp(1, 8, 16, 4), offload, borrowed);
     if (e2.status().code() != absl::StatusCode::kUnimplemented) return absl::InternalError(e2.status().ToString());

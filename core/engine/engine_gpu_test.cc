@@ -4,6 +4,7 @@
 #include <ATen/Context.h>
 #include <c10/cuda/CUDAFunctions.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "core/engine/equivalence.h"
@@ -44,6 +45,12 @@ TEST_P(GpuEquivalence, MatchesOneProcessOnTheGlobalBatch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Nccl, GpuEquivalence, ::testing::ValuesIn(GpuCases()),
+                         [](const auto& info) { return CaseName(info.param); });
+
+// Offloaded optimizer state (pinned host memory, gradients copied down on a side stream, CPU
+// Adam, parameters copied back up) and offloaded parameter shards, against the same reference.
+INSTANTIATE_TEST_SUITE_P(NcclOffload, GpuEquivalence,
+                         ::testing::ValuesIn(OffloadCases(std::min(2, static_cast<int>(c10::cuda::device_count())))),
                          [](const auto& info) { return CaseName(info.param); });
 
 }  // namespace

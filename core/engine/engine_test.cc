@@ -39,5 +39,8 @@ TEST_P(Equivalence, MatchesOneProcessOnTheGlobalBatch) {
 INSTANTIATE_TEST_SUITE_P(Fp32, Equivalence, ::testing::ValuesIn(AllCases()),
                          [](const auto& info) { return CaseName(info.param); });
 
+INSTANTIATE_TEST_SUITE_P(Offload, Equivalence, ::testing::ValuesIn(OffloadCases(/*max_world=*/2)),
+                         [](const auto& info) { return CaseName(info.param); });
+
 }  // namespace
 }  // namespace zt::testing

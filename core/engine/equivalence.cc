@@ -42,8 +42,39 @@ std::string ConfigJson(const EquivalenceCase& c, std::int64_t micro) {
 
 std::string CaseName(const EquivalenceCase& c) {
   return absl::StrCat(c.net == Net::kMlp ? "mlp" : "block", "_stage", c.stage, "_world", c.world, "_gas", c.gas,
-                      c.clip > 0 ? "_clip" : "_noclip");
+                      c.clip > 0 ? "_clip" : "_noclip", c.label.empty() ? "" : "_", c.label);
 }
+
+std::vector<EquivalenceCase> OffloadCases(int max_world) {
+  const std::string optimizer = R"(, "offload_optimizer": {"device": "cpu", "pin_memory": true})";
+  std::vector<EquivalenceCase> cases;
+  for (Net net : {Net::kMlp, Net::kBlock})
+    for (int stage : {1, 2, 3})
+      for (int world = 1; world <= max_world; ++world)
+        for (int gas : {1, 3}) {
+          EquivalenceCase c{net, stage, world, gas, 0.05};
+          c.zero_extra = optimizer;
+          c.label = "offload_optimizer";
+          cases.push_back(c);
+        }
+  for (Net net : {Net::kMlp, Net::kBlock})
+    for (int world = 1; world <= max_world; ++world) {
+      EquivalenceCase half{net, 3, world, 2, 0.05};
+      half.zero_extra = R"(, "offload_optimizer": {"device": "cpu", "ratio": 0.5})";
+      half.label = "offload_ratio_half";
+      cases.push_back(half);
+      EquivalenceCase params{net, 3, world, 1, 0.05};
+      params.zero_extra = R"(, "offload_param": {"device": "cpu"})";
+      params.label = "offload_param";
+      cases.push_back(params);
+      EquivalenceCase both{net, 3, world, 2, 0.05};
+      both.zero_extra = optimizer + R"(, "offload_param": {"device": "cpu", "pin_memory": true})";
+      both.label = "offload_both";
+      cases.push_back(both);
+    }
+  return cases;
+}
+
 
 std::vector<at::Tensor> ReferenceParameters(Net net, double clip, at::Device device, double loss_multiplier) {
   auto model = MakeNet(net);

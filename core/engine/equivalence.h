@@ -28,6 +28,7 @@ struct EquivalenceCase {
   std::string zero_extra;                    // more members of zero_optimization, starting with a comma
   std::int64_t allgather_bucket_size = 300;  // small: several all-gather chunks
   bool overlap_comm = true;
+  std::string label;  // appended to the test name (e.g. what zero_extra turns on)
   // Stage 3 only: small thresholds so that units are partitioned (biases of fewer than 10
   // elements stay persistent), prefetched and evicted.
   std::string stage3_config = R"(, "stage3_param_persistence_threshold": 10, "stage3_prefetch_bucket_size": 200,
@@ -38,6 +39,11 @@ inline constexpr int kEquivalenceSteps = 10;
 inline constexpr std::int64_t kGlobalBatch = 12;  // divisible by world x accumulation
 
 std::string CaseName(const EquivalenceCase& c);
+
+// ZeRO-Offload cases (gradient clipping on) for world sizes up to max_world: the optimizer state
+// in host memory (CPU Adam) at stages 1-3, half of it at stage 3 (ratio 0.5), parameter shards
+// in host memory at stage 3, and both offloads together.
+std::vector<EquivalenceCase> OffloadCases(int max_world);
 
 // The parameters after kEquivalenceSteps steps of one process on `device` (its loss multiplied by
 // loss_multiplier: summing instead of averaging over N ranks is training on N x the loss).

@@ -1,6 +1,8 @@
 #include "core/zero/grad_reducer.h"
 
 #include <ATen/ATen.h>
+
+#include <algorithm>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/variable.h>
@@ -208,6 +210,12 @@ void GradReducer::Complete(InFlight& f) {
       }
     });
     if (!s.ok()) Fail(s);
+    const Range opt = optimizer_range_;
+    const std::int64_t begin = std::max(b.range.begin, opt.begin), end = std::min(b.range.end, opt.end);
+    if (s.ok() && options_.on_final && begin < end) {
+      s = options_.on_final({begin - opt.begin, end - opt.begin});
+      if (!s.ok()) Fail(s);
+    }
   }
   if (options_.partitioned) staging_[f.bucket].reset();
 }

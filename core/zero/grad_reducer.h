@@ -26,6 +26,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -61,6 +62,11 @@ struct GradReducerOptions {
   bool mean = true;
   bool prescale = false;
   double predivide_factor = 1.0;
+  // Called when a range of OptimizerGrads() holds its final values of this step (in the
+  // device's stream order), with offsets relative to optimizer_range(): ZeRO-Offload starts
+  // copying it to the host there.  Runs under the reducer's lock, maybe on an autograd thread;
+  // it must not call back into the reducer.  An error fails the backward.
+  std::function<absl::Status(Range)> on_final;
 };
 
 class GradReducer {

@@ -79,6 +79,7 @@ struct Stage3::UnitState {
   // runtime
   bool live = false;  // st->full has memory holding (or receiving) the values
   std::unique_ptr<CommWork> pending;
+  at::Tensor staged;  // offload_params: the device copy of the shard the pending gather reads
   bool in_use = false;
   std::vector<bool> grad_seen;
   int grads_seen = 0;
@@ -202,7 +203,11 @@ absl::Status Stage3::Build(torch::nn::Module& model) {
     s->grad_seen.assign(s->st->params.size(), false);
   }
   RETURN_IF_ERROR(CallTorch("concatenate shards", [&] {
-    shard16_ = at::zeros({total}, at::TensorOptions().dtype(options_.compute_dtype).device(options_.device));
+    const bool host = options_.offload_params && !options_.device.is_cpu();
+    shard16_ = at::zeros({total}, at::TensorOptions()
+                                      .dtype(options_.compute_dtype)
+                                      .device(host ? at::Device(at::kCPU) : options_.device)
+                                      .pinned_memory(host && options_.pin_memory));
     for (auto& s : units_) {
       at::Tensor slot = shard16_.narrow(0, s->offset, s->st->shard_size);
       if (s->persistent) {
@@ -212,7 +217,11 @@ absl::Status Stage3::Build(torch::nn::Module& model) {
       }
       s->st->shard = slot;
     }
-    master_ = options_.compute_dtype == at::kFloat ? shard16_ : shard16_.to(at::kFloat);
+    if (!options_.external_master) {
+      master_ = options_.compute_dtype == at::kFloat && shard16_.device() == options_.device
+                    ? shard16_
+                    : shard16_.to(options_.device, at::kFloat, /*non_blocking=*/false, /*copy=*/true);
+    }
     grads_ = at::zeros({total}, at::TensorOptions().dtype(at::kFloat).device(options_.device));
   }));
   std::vector<std::int64_t> elems;
@@ -292,8 +301,11 @@ absl::Status Stage3::StartGather(int v, bool keep) {
   }));
   ++stats_.gathers;
   stats_.gathered_bytes += out.nbytes();
-  ASSIGN_OR_RETURN(auto work, comm_.AllGather(out, s.st->shard));
+  at::Tensor source;
+  RETURN_IF_ERROR(CallTorch("stage the shard on the device", [&] { source = GatherSource(s); }));
+  ASSIGN_OR_RETURN(auto work, comm_.AllGather(out, source));
   if (!keep) return work->Wait();
+  s.staged = std::move(source);
   s.live = true;
   s.pending = std::move(work);
   schedule_->SetLive(v, true);
@@ -306,7 +318,15 @@ absl::Status Stage3::WaitGather(int v) {
   if (!s.pending) return absl::OkStatus();
   absl::Status st = s.pending->Wait();
   s.pending.reset();
+  s.staged.reset();
   return st;
+}
+
+at::Tensor Stage3::GatherSource(const UnitState& s) const {
+  if (s.st->shard.device() == options_.device) return s.st->shard;
+  // Pinned host memory: the copy is asynchronous on the current stream, which the all-gather
+  // follows.
+  return s.st->shard.to(options_.device, /*non_blocking=*/true);
 }
 
 absl::Status Stage3::Release(int v) {
@@ -534,13 +554,15 @@ absl::Status Stage3::Sync(SyncPoint point) {
 
 absl::Status Stage3::AfterStep(bool applied) {
   if (!applied) return absl::OkStatus();
-  if (options_.compute_dtype != at::kFloat) {
+  if (master_.defined() && !master_.is_same(shard16_)) {
     RETURN_IF_ERROR(CallTorch("write 16-bit shards", [&] { shard16_.copy_(master_); }));
   }
   for (int u = 0; u < num_units(); ++u) RETURN_IF_ERROR(Release(u));  // stale now
   UnitState& group = *units_.back();
   if (group.st->numel > 0) {
-    ASSIGN_OR_RETURN(auto w, comm_.AllGather(group.st->full, group.st->shard));
+    at::Tensor source;
+    RETURN_IF_ERROR(CallTorch("stage the shard on the device", [&] { source = GatherSource(group); }));
+    ASSIGN_OR_RETURN(auto w, comm_.AllGather(group.st->full, source));
     RETURN_IF_ERROR(w->Wait());
   }
   return absl::OkStatus();
@@ -578,7 +600,9 @@ absl::Status Stage3::ReleaseAll(int modifier_rank) {
       RETURN_IF_ERROR(w->Wait());
       RETURN_IF_ERROR(CallTorch("take the modified values", [&] {
         s->st->shard.copy_(s->st->full.narrow(0, comm_.rank() * s->st->shard_size, s->st->shard_size));
-        if (!master_.is_same(shard16_)) master_.narrow(0, s->offset, s->st->shard_size).copy_(s->st->shard);
+        if (master_.defined() && !master_.is_same(shard16_)) {
+          master_.narrow(0, s->offset, s->st->shard_size).copy_(s->st->shard);
+        }
       }));
     }
     if (!s->persistent) {
@@ -597,7 +621,7 @@ std::int64_t Stage3::persistent_elems() const { return units_.back()->st->numel;
 bool Stage3::gathered(int unit) const { return units_[unit]->live; }
 
 std::int64_t Stage3::ParameterBytes() const {
-  std::int64_t bytes = shard16_.nbytes();
+  std::int64_t bytes = shard16_.device() == options_.device ? shard16_.nbytes() : 0;  // offloaded shards do not count
   for (const auto& s : units_) bytes += static_cast<std::int64_t>(s->st->full.storage().nbytes());
   return bytes;
 }

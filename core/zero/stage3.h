@@ -60,6 +60,14 @@ struct Stage3Options {
   bool prescale = false;
   double predivide_factor = 1.0;
   at::ScalarType comm_dtype = at::kFloat;
+  // ZeRO-Offload of the optimizer: the engine keeps the fp32 master weights (host memory) and
+  // writes the updated values into params() itself; master() stays undefined.
+  bool external_master = false;
+  // offload_param (device cpu): this rank's shards, the all-gather sources, live in host memory
+  // (pinned when pin_memory and the device is CUDA) and travel to the device just before their
+  // all-gather, which the fetch schedule starts ahead of use.
+  bool offload_params = false;
+  bool pin_memory = true;
 };
 
 // Counters for benchmarks and tests.
@@ -94,9 +102,13 @@ class Stage3 : public UnitFetcher {
   [[nodiscard]] absl::Status AfterStep(bool applied);
   void ZeroGrads();
 
-  // This rank's fp32 master weights and gradients, all units' shards then the persistent one.
+  // This rank's fp32 master weights and gradients, all units' shards then the persistent one
+  // (master() is undefined with external_master).
   const at::Tensor& master() const { return master_; }
   const at::Tensor& grads() const { return grads_; }
+  // The same shards in the compute dtype: what units gather from (host memory with
+  // offload_params).  With external_master the optimizer writes its updates here.
+  const at::Tensor& params() const { return shard16_; }
 
   // Scoped full parameters (the role of DeepSpeed's GatheredParameters); every rank calls them
   // at the same point.  GatherAll gathers every unit and keeps it; ReleaseAll gives them back,
@@ -108,7 +120,8 @@ class Stage3 : public UnitFetcher {
   int num_units() const { return static_cast<int>(units_.size()) - 1; }  // the last one is persistent
   std::int64_t partitioned_elems() const { return partitioned_elems_; }
   std::int64_t persistent_elems() const;
-  // Bytes of parameters this rank holds now: its shards, gathered units, persistent params.
+  // Bytes of parameters this rank holds now on its device: its shards (unless offloaded),
+  // gathered units, persistent params.
   std::int64_t ParameterBytes() const;
   const FetchSchedule& schedule() const { return *schedule_; }
   const Stage3Stats& stats() const { return stats_; }
@@ -133,6 +146,8 @@ class Stage3 : public UnitFetcher {
   absl::Status Execute(const RoundPlan& plan, const std::vector<int>& wanted);
   absl::Status StartGather(int unit, bool keep);
   absl::Status WaitGather(int unit);
+  // The all-gather source of a unit on the device (a staged copy with offload_params).
+  at::Tensor GatherSource(const UnitState& s) const;
   absl::Status Reduce(int unit);
   absl::Status Release(int unit);
   void CollectGrads(int unit);
@@ -146,7 +161,7 @@ class Stage3 : public UnitFetcher {
   std::vector<UnitBase*> attached_;
   std::unique_ptr<FetchSchedule> schedule_;
   at::Tensor shard16_;  // [sum of shard sizes] compute dtype: the gather sources
-  at::Tensor master_;   // fp32 (shard16_ itself when computing in fp32)
+  at::Tensor master_;   // fp32 on the device (shard16_ itself when both are); undefined with external_master
   at::Tensor grads_;    // fp32
   std::int64_t partitioned_elems_ = 0;
   std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;

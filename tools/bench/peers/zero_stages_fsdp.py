@@ -2,13 +2,17 @@
 """GPU peer of //tools/bench:zero_stages --backend=nccl: PyTorch FSDP on the same model.
 
     python3 tools/bench/peers/zero_stages_fsdp.py --world 2 --layers 8 --dim 1024 --heads 16 --seq 256 --micro 8
+    python3 tools/bench/peers/zero_stages_fsdp.py --world 1 --layers 20 --dim 2048 --bf16 --gas 16 --cpu_offload
 
 SHARD_GRAD_OP is FSDP's ZeRO-2 (gradients and optimizer state sharded, parameters kept after
 forward), FULL_SHARD its ZeRO-3 (parameters gathered per wrapped module and freed after use).
 Wrapped modules are the same units as the C++ model's: each block's attention sublayer and
 feedforward sublayer.  fp32, torch AdamW (lr 1e-4, weight decay 0.01), no clipping, one process
 per GPU over NCCL; median step time of rank 0 over --steps after --warmup steps, and its peak
-CUDA memory (torch.cuda.max_memory_allocated) over the timed steps.
+CUDA memory (torch.cuda.max_memory_allocated) over the timed steps.  --bf16 computes in bf16
+with fp32 parameters kept by FSDP (MixedPrecision), --gas accumulates micro-steps (no_sync),
+--cpu_offload adds FSDP's CPUOffload (parameters and gradients in host memory, torch AdamW
+stepping on the CPU): FSDP's counterpart of ZeRO-Offload.
 """
 import argparse
 import functools
@@ -22,7 +26,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-from torch.distributed.fsdp import ShardingStrategy
+from torch.distributed.fsdp import CPUOffload, MixedPrecision, ShardingStrategy
 from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 
 
@@ -75,21 +79,30 @@ def worker(rank, args, port, strategy, results):
     torch.manual_seed(1)
     model = Stack(args.layers, args.dim, args.heads, 4 * args.dim)
     params = sum(p.numel() for p in model.parameters())
-    model = FSDP(model.cuda(), sharding_strategy=getattr(ShardingStrategy, strategy),
-                 auto_wrap_policy=ModuleWrapPolicy({Attention, Feedforward}), device_id=rank)
+    mp_policy = MixedPrecision(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if args.bf16 else None
+    model = FSDP(model if args.cpu_offload else model.cuda(), sharding_strategy=getattr(ShardingStrategy, strategy),
+                 auto_wrap_policy=ModuleWrapPolicy({Attention, Feedforward}), device_id=rank,
+                 mixed_precision=mp_policy, cpu_offload=CPUOffload(offload_params=args.cpu_offload))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
     times = []
     for step in range(args.warmup + args.steps):
-        g = torch.Generator().manual_seed(100 * step + rank)
-        x = torch.randn(args.micro, args.seq, args.dim, generator=g).cuda()
-        y = torch.randn(args.micro, args.seq, args.dim, generator=g).cuda()
+        batches = []
+        for k in range(args.gas):
+            g = torch.Generator().manual_seed(100 * (args.gas * step + k) + rank)
+            batches.append((torch.randn(args.micro, args.seq, args.dim, generator=g).cuda(),
+                            torch.randn(args.micro, args.seq, args.dim, generator=g).cuda()))
         dist.barrier()
         torch.cuda.synchronize()
         if step == args.warmup:
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
-        loss = model(x, y)
-        loss.backward()
+        for k, (x, y) in enumerate(batches):
+            if k + 1 < args.gas:
+                with model.no_sync():
+                    (model(x, y) / args.gas).backward()
+            else:
+                loss = model(x, y)
+                (loss / args.gas).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         loss.item()
@@ -110,9 +123,15 @@ def main():
     p.add_argument("--micro", type=int, default=8)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--bf16", action="store_true")
+    p.add_argument("--gas", type=int, default=1)
+    p.add_argument("--cpu_offload", action="store_true")
+    p.add_argument("--strategies", default="SHARD_GRAD_OP,FULL_SHARD")
     args = p.parse_args()
     summary = []
-    for name, strategy in [("SHARD_GRAD_OP (ZeRO-2)", "SHARD_GRAD_OP"), ("FULL_SHARD (ZeRO-3)", "FULL_SHARD")]:
+    names = {"SHARD_GRAD_OP": "SHARD_GRAD_OP (ZeRO-2)", "FULL_SHARD": "FULL_SHARD (ZeRO-3)"}
+    for strategy in args.strategies.split(","):
+        name = names[strategy] + (" + CPUOffload" if args.cpu_offload else "")
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -126,7 +145,8 @@ def main():
             pr.join()
         print("torch %s FSDP %s: %d parameters, median step %.1f ms, peak CUDA memory %.1f MB" %
               (torch.__version__, name, params, ms, peak / 1e6))
-        summary.append("%s_ms=%.1f %s_peak_MB=%.1f" % (strategy, ms, strategy, peak / 1e6))
+        key = strategy + ("_cpu_offload" if args.cpu_offload else "")
+        summary.append("%s_ms=%.1f %s_peak_MB=%.1f" % (key, ms, key, peak / 1e6))
     print(" ".join(summary))
 
 

@@ -1,0 +1,91 @@
+// ZeRO-Offload's optimizer: the fp32 master weights and Adam moments of a shard live in host
+// memory (pinned when training on CUDA and pin_memory is set) and are updated by the SIMD CPU
+// Adam (ops/cpu_adam.h); the device keeps only the compute-dtype parameters.
+//
+//   ASSIGN_OR_RETURN(auto opt, zt::HostAdam::Create(device_shard, config.optimizer.adam, options));
+//   // during backward, as each bucket of reduced gradients is final:
+//   RETURN_IF_ERROR(opt->CopyGradsDown(offset, device_grads.narrow(0, offset, len)));
+//   // at the step:
+//   RETURN_IF_ERROR(opt->Step(device_grads, lr, beta1, beta2, grad_scale));   // updates device_shard
+//
+// Gradients travel down on a copy stream as they become final, overlapping backward; Step
+// copies whatever has not travelled, then runs CPU Adam chunk by chunk (sub_group_size) with
+// the updated parameters written out in the compute dtype in the same pass, and copies each
+// chunk back up while the CPU works on the next (two pinned staging buffers alternate).  On a
+// CPU device the copies are plain memory copies and the state is the same host memory.
+#ifndef ZEROTRAIN_CORE_OPTIM_HOST_ADAM_H_
+#define ZEROTRAIN_CORE_OPTIM_HOST_ADAM_H_
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Event.h>
+#include <c10/core/Stream.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/config/config.h"
+#include "core/zero/partition.h"
+
+namespace zt {
+
+struct HostAdamOptions {
+  bool pin_memory = true;                     // offload_optimizer.pin_memory (CUDA only)
+  std::int64_t chunk_elems = 1000000000;      // sub_group_size: CPU Adam / copy-back granularity
+  int threads = 0;                            // CPU Adam threads (0: all)
+  // Where the gradients handed to CopyGradsDown/Step live (CUDA: copied down; CPU: read in place).
+  at::Device grads_device = at::kCPU;
+};
+
+class HostAdam {
+ public:
+  // params: the compute-dtype shard this optimizer updates (its values become the fp32 master
+  // weights), float, bfloat16 or half.  On a CUDA device its new values are copied up; in host
+  // memory (CPU training, or stage 3 with offload_param) CPU Adam writes them in place.
+  static absl::StatusOr<std::unique_ptr<HostAdam>> Create(at::Tensor device_params, const AdamConfig& config,
+                                                          const HostAdamOptions& options);
+  ~HostAdam();
+
+  // Starts copying device gradients [offset, offset + slice.numel()) of the shard to host memory
+  // (on the copy stream, after what the current stream has queued).
+  [[nodiscard]] absl::Status CopyGradsDown(std::int64_t offset, const at::Tensor& slice);
+  // One update from the shard's fp32 gradients (device) times grad_scale; the device parameters
+  // hold the new values when the current stream reaches its next work.
+  [[nodiscard]] absl::Status Step(const at::Tensor& device_grads, double lr, double beta1, double beta2,
+                                  float grad_scale);
+  // Forgets the gradient copies of a skipped step.
+  void DropGrads() { copied_.clear(); }
+
+  const at::Tensor& master() const { return master_; }
+  const at::Tensor& exp_avg() const { return exp_avg_; }
+  const at::Tensor& exp_avg_sq() const { return exp_avg_sq_; }
+  std::int64_t step_count() const { return step_; }
+  // Writes values into the master weights (GatheredParameters with a modifier rank).
+  [[nodiscard]] absl::Status SetMaster(const at::Tensor& values);
+
+ private:
+  HostAdam(at::Tensor device_params, const AdamConfig& config, const HostAdamOptions& options);
+  absl::Status Init();
+  void CopyMissingGrads(const at::Tensor& device_grads);
+
+  at::Tensor device_params_;
+  AdamConfig config_;
+  HostAdamOptions options_;
+  bool cuda_grads_ = false;   // gradients come from a CUDA device: copy them down
+  bool cuda_params_ = false;  // parameters live on a CUDA device: copy them up
+  at::Tensor master_, exp_avg_, exp_avg_sq_;  // host fp32
+  at::Tensor grads_;                          // host fp32, staging of the device gradients
+  at::Tensor out16_[2];                       // host compute-dtype staging for the copy back
+  std::optional<c10::Stream> copy_stream_;
+  std::optional<c10::Event> out_done_[2];
+  std::vector<Range> copied_;  // gradient ranges already on their way down this step
+  std::optional<c10::Event> grads_down_;
+  std::int64_t step_ = 0;
+};
+
+}  // namespace zt
+
+#endif  // ZEROTRAIN_CORE_OPTIM_HOST_ADAM_H_
