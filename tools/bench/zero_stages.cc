@@ -3,7 +3,7 @@
 //
 //   bazel run -c opt //tools/bench:zero_stages -- --world=2 --layers=4 --dim=256         # CPU, Gloo
 //   bazel run -c opt --config=cuda //tools/bench:zero_stages -- --backend=nccl --stages=2,3
-//   bazel run -c opt --config=cuda //tools/bench:zero_stages -- --backend=nccl --world=1 --stages=2 \
+//   bazel run -c opt --config=cuda //tools/bench:zero_stages -- --backend=nccl --world=1 --stages=2
 //       --bf16 --layers=20 --dim=2048 --gas=16 --offload=none,optimizer --threads=16   # ZeRO-Offload
 //
 // Model: a stack of pre-LayerNorm transformer blocks (core/engine/test_models.h; each block is
