@@ -42,7 +42,7 @@ HostAdam::~HostAdam() {
   for (auto& e : out_done_) {
     if (e) e->synchronize();
   }
-  for (Copy& c : copies_) c.done.synchronize();
+  if (grads_down_) grads_down_->synchronize();
 }
 
 absl::Status HostAdam::Init() {
@@ -61,7 +61,7 @@ absl::Status HostAdam::Init() {
   exp_avg_sq_ = at::zeros({n}, host);
   if (cuda_grads_) grads_ = at::empty({n}, host);
   if (cuda_params_ && device_params_.scalar_type() != at::kFloat) {
-    const std::int64_t chunk = std::min(std::clamp<std::int64_t>(options_.chunk_elems, 1, kPipelineChunk), n);
+    const std::int64_t chunk = std::min<std::int64_t>(std::max<std::int64_t>(1, options_.chunk_elems), n);
     for (auto& b : out16_) b = at::empty({chunk}, host.dtype(device_params_.scalar_type()));
   }
   const at::Device cuda = cuda_params_ ? device_params_.device() : options_.grads_device;
@@ -74,10 +74,6 @@ absl::Status HostAdam::Init() {
 
 absl::Status HostAdam::CopyGradsDown(std::int64_t offset, const at::Tensor& slice) {
   if (!cuda_grads_) return absl::OkStatus();  // host gradients: Adam reads them where they are
-  return CopyDown(offset, slice);
-}
-
-absl::Status HostAdam::CopyDown(std::int64_t offset, const at::Tensor& slice) {
   return CallTorch("copy gradients to the host", [&] {
     c10::impl::VirtualGuardImpl impl(slice.device().type());
     c10::Event ready(slice.device().type());
@@ -88,38 +84,25 @@ absl::Status HostAdam::CopyDown(std::int64_t offset, const at::Tensor& slice) {
       grads_.narrow(0, offset, slice.numel()).copy_(slice.reshape({-1}), /*non_blocking=*/true);
     }
     impl.recordDataPtrOnStream(slice.storage().data_ptr(), *copy_stream_);
-    c10::Event done(slice.device().type());
-    done.record(*copy_stream_);
-    copies_.push_back({{offset, offset + slice.numel()}, std::move(done)});
+    if (!grads_down_) grads_down_.emplace(slice.device().type());
+    grads_down_->record(*copy_stream_);
+    copied_.push_back({offset, offset + slice.numel()});
   });
 }
 
-void HostAdam::CopyMissingGrads(const at::Tensor& device_grads, std::int64_t chunk) {
-  // Ranges of [0, n) no CopyGradsDown covered this step, in chunk-sized pieces so that the
-  // first chunk's Adam need not wait for the last one's copy.
-  std::vector<Range> covered;
-  for (const Copy& c : copies_) covered.push_back(c.range);
-  std::sort(covered.begin(), covered.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
+void HostAdam::CopyMissingGrads(const at::Tensor& device_grads) {
+  // Ranges of [0, n) no CopyGradsDown covered this step.
+  std::sort(copied_.begin(), copied_.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
   std::vector<Range> missing;
   std::int64_t at = 0;
-  for (const Range& r : covered) {
+  for (const Range& r : copied_) {
     if (r.begin > at) missing.push_back({at, r.begin});
     at = std::max(at, r.end);
   }
   if (at < device_grads.numel()) missing.push_back({at, device_grads.numel()});
   for (const Range& r : missing) {
-    for (std::int64_t b = r.begin; b < r.end;) {
-      const std::int64_t e = std::min(r.end, (b / chunk + 1) * chunk);
-      absl::Status s = CopyDown(b, device_grads.narrow(0, b, e - b));
-      if (!s.ok()) throw StatusException(s);
-      b = e;
-    }
-  }
-}
-
-void HostAdam::WaitGrads(std::int64_t begin, std::int64_t end) {
-  for (Copy& c : copies_) {
-    if (c.range.begin < end && begin < c.range.end) c.done.synchronize();
+    absl::Status s = CopyGradsDown(r.begin, device_grads.narrow(0, r.begin, r.size()));
+    if (!s.ok()) throw StatusException(s);
   }
 }
 
@@ -144,33 +127,29 @@ absl::Status HostAdam::Step(const at::Tensor& device_grads, double lr, double be
   cpu.threads = options_.threads;
   const ops::Half16 half = HalfType(device_params_.scalar_type());
   return CallTorch("offloaded Adam step", [&] {
-    const std::int64_t chunk = std::clamp<std::int64_t>(options_.chunk_elems, 1, kPipelineChunk);
     const float* grads = device_grads.data_ptr<float>();
     if (cuda_grads_) {
-      CopyMissingGrads(device_grads, chunk);
+      CopyMissingGrads(device_grads);
+      if (grads_down_) grads_down_->synchronize();  // the CPU needs the gradients now
       grads = grads_.data_ptr<float>();
     }
-    std::optional<c10::impl::VirtualGuardImpl> impl;
-    if (cuda_params_) {
-      impl.emplace(device_params_.device().type());
-      // The copies up overwrite parameters that work queued earlier may still read.
+    copied_.clear();
+    if (!cuda_params_) {
+      // Host parameters: 16-bit values are written in place, fp32 ones are the master weights.
+      ops::CpuAdam(master_.data_ptr<float>(), grads, exp_avg_.data_ptr<float>(), exp_avg_sq_.data_ptr<float>(), n, s,
+                   {half, half == ops::Half16::kNone ? nullptr : device_params_.data_ptr()}, cpu);
+      return;
+    }
+    c10::impl::VirtualGuardImpl impl(device_params_.device().type());
+    {  // the copies up overwrite parameters that work queued earlier may still read
       c10::Event queued(device_params_.device().type());
-      queued.record(impl->getStream(device_params_.device()));
+      queued.record(impl.getStream(device_params_.device()));
       queued.block(*copy_stream_);
     }
+    const std::int64_t chunk = std::min<std::int64_t>(std::max<std::int64_t>(1, options_.chunk_elems), n);
     int k = 0;
     for (std::int64_t off = 0; off < n; off += chunk, k ^= 1) {
       const std::int64_t len = std::min(chunk, n - off);
-      if (cuda_grads_) WaitGrads(off, off + len);  // this chunk's gradients are down
-      if (!cuda_params_) {
-        // Host parameters: 16-bit values are written in place, fp32 ones are the master weights.
-        void* out = half == ops::Half16::kNone
-                        ? nullptr
-                        : static_cast<char*>(device_params_.data_ptr()) + off * device_params_.element_size();
-        ops::CpuAdam(master_.data_ptr<float>() + off, grads + off, exp_avg_.data_ptr<float>() + off,
-                     exp_avg_sq_.data_ptr<float>() + off, len, s, {half, out}, cpu);
-        continue;
-      }
       // Staging buffer k is free once its previous copy up finished.
       if (out_done_[k]) out_done_[k]->synchronize();
       void* out = half == ops::Half16::kNone ? nullptr : out16_[k].data_ptr();
@@ -182,13 +161,10 @@ absl::Status HostAdam::Step(const at::Tensor& device_grads, double lr, double be
       if (!out_done_[k]) out_done_[k].emplace(device_params_.device().type());
       out_done_[k]->record(*copy_stream_);
     }
-    copies_.clear();
-    if (cuda_params_) {
-      // Later work on the compute stream sees the new parameters; the host does not wait.
-      c10::Event up(device_params_.device().type());
-      up.record(*copy_stream_);
-      up.block(impl->getStream(device_params_.device()));
-    }
+    // Later work on the compute stream sees the new parameters; the host does not wait.
+    c10::Event up(device_params_.device().type());
+    up.record(*copy_stream_);
+    up.block(impl.getStream(device_params_.device()));
   });
 }
 

@@ -9,12 +9,10 @@
 //   RETURN_IF_ERROR(opt->Step(device_grads, lr, beta1, beta2, grad_scale));   // updates device_shard
 //
 // Gradients travel down on a copy stream as they become final, overlapping backward; Step
-// copies whatever has not travelled, then runs CPU Adam chunk by chunk (at most sub_group_size
-// and kPipelineChunk elements), each chunk as soon as its gradients are down, with the updated
-// parameters written out in the compute dtype in the same pass, and copies each chunk back up
-// while the CPU works on the next (two pinned staging buffers alternate): the step costs about
-// the CPU Adam sweep plus one chunk's copies.  On a CPU device nothing is copied: the state is
-// host memory and gradients are read where they are.
+// copies whatever has not travelled, then runs CPU Adam chunk by chunk (sub_group_size) with
+// the updated parameters written out in the compute dtype in the same pass, and copies each
+// chunk back up while the CPU works on the next (two pinned staging buffers alternate).  On a
+// CPU device the copies are plain memory copies and the state is the same host memory.
 #ifndef ZEROTRAIN_CORE_OPTIM_HOST_ADAM_H_
 #define ZEROTRAIN_CORE_OPTIM_HOST_ADAM_H_
 
@@ -59,10 +57,7 @@ class HostAdam {
   [[nodiscard]] absl::Status Step(const at::Tensor& device_grads, double lr, double beta1, double beta2,
                                   float grad_scale);
   // Forgets the gradient copies of a skipped step.
-  void DropGrads() { copies_.clear(); }
-
-  // The largest piece the step pipelines (elements): 64 MB of fp32 gradients.
-  static constexpr std::int64_t kPipelineChunk = std::int64_t{1} << 24;
+  void DropGrads() { copied_.clear(); }
 
   const at::Tensor& master() const { return master_; }
   const at::Tensor& exp_avg() const { return exp_avg_; }
@@ -74,11 +69,7 @@ class HostAdam {
  private:
   HostAdam(at::Tensor device_params, const AdamConfig& config, const HostAdamOptions& options);
   absl::Status Init();
-  absl::Status CopyDown(std::int64_t offset, const at::Tensor& slice);
-  // Copies down what no CopyGradsDown covered this step, cut at chunk edges.
-  void CopyMissingGrads(const at::Tensor& device_grads, std::int64_t chunk);
-  // Waits for the copies that bring gradients [begin, end) down.
-  void WaitGrads(std::int64_t begin, std::int64_t end);
+  void CopyMissingGrads(const at::Tensor& device_grads);
 
   at::Tensor device_params_;
   AdamConfig config_;
@@ -90,11 +81,8 @@ class HostAdam {
   at::Tensor out16_[2];                       // host compute-dtype staging for the copy back
   std::optional<c10::Stream> copy_stream_;
   std::optional<c10::Event> out_done_[2];
-  struct Copy {
-    Range range;
-    c10::Event done;
-  };
-  std::vector<Copy> copies_;  // gradient ranges on their way down this step
+  std::vector<Range> copied_;  // gradient ranges already on their way down this step
+  std::optional<c10::Event> grads_down_;
   std::int64_t step_ = 0;
 };
 
