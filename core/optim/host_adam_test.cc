@@ -50,9 +50,7 @@ TEST(HostAdam, Fp32HostParametersAreUpdatedInPlaceAsAdamShardUpdatesThem) {
 TEST(HostAdam, Bf16ParametersGetTheRoundedMasterWeights) {
   at::manual_seed(2);
   at::Tensor params = at::randn({kN}).to(at::kBFloat16);
-  HostAdamOptions chunked;
-  chunked.chunk_elems = 100;  // the step goes chunk by chunk, the last one short
-  auto created = HostAdam::Create(params, Adamw(), chunked);
+  auto created = HostAdam::Create(params, Adamw(), {});
   ASSERT_THAT(created, IsOk());
   std::unique_ptr<HostAdam> host = *std::move(created);
   AdamShard device(params.to(at::kFloat), Adamw());
