@@ -433,6 +433,9 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::CpuChannelOver(const
   return CreateGlooCommunicator(o, c10::make_intrusive<c10d::PrefixStore>(prefix, store));
 }
 
+// The tag of the barrier that ends the connection; collectives count their tags up from 0.
+constexpr uint32_t kConnectedTag = 0xFFFFFFFFu;
+
 absl::StatusOr<std::unique_ptr<Communicator>> CreateGlooCommunicator(const CommOptions& options,
                                                                      c10::intrusive_ptr<c10d::Store> store) {
   const RankInfo& info = options.rank;
@@ -443,6 +446,13 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateGlooCommunicator(const CommO
     context->setTimeout(options.timeout);
     C10dStoreAdapter adapter(c10::make_intrusive<c10d::PrefixStore>("zt/gloo", store));
     context->connectFullMesh(adapter, device);
+    // Nobody returns before everybody is connected: a rank whose first collectives are no-ops
+    // (empty tensors) could otherwise close its sockets while a peer still completes its side
+    // of the mesh, which then fails with "Connection closed by peer".
+    gloo::BarrierOptions connected(context);
+    connected.setTag(kConnectedTag);
+    connected.setTimeout(options.timeout);
+    gloo::barrier(connected);
     return std::unique_ptr<Communicator>(
         new GlooCommunicator(info, std::move(store), std::move(context), options.timeout));
   } catch (const std::exception& e) {

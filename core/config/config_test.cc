@@ -8,8 +8,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/config/config_test_util.h"
-#include "core/util/status_matchers.h"
 #include "core/util/logging.h"
+#include "core/util/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -165,8 +165,7 @@ TEST(Config, DocsExamplesParse) {
   };
   const std::vector<Case> cases = {
       {"docs_optimizer_adam.json", {}},
-      {"docs_optimizer_muon.json",
-       {"optimizer.type=Muon (only Adam and AdamW are implemented)"}},
+      {"docs_optimizer_muon.json", {"optimizer.type=Muon (only Adam and AdamW are implemented)"}},
       {"docs_scheduler_warmuplr.json", {}},
       {"docs_fp16.json", {}},
       {"docs_torch_autocast.json", {"torch_autocast.enabled=true (torch autocast)"}},

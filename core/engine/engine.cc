@@ -201,9 +201,8 @@ absl::Status Engine::InitOptimizer(const at::Tensor& params, const at::Tensor& d
 absl::Status Engine::ReloadMaster() {
   if (host_adam_) RETURN_IF_ERROR(host_adam_->SetMaster(opt_params_.narrow(0, 0, host_elems_)));
   if (!adam_ || (stage3_ && !host_adam_)) return absl::OkStatus();  // Stage3 reloads its own master
-  return CallTorch("take the modified values", [&] {
-    master_.copy_(opt_params_.narrow(0, host_elems_, opt_params_.numel() - host_elems_));
-  });
+  return CallTorch("take the modified values",
+                   [&] { master_.copy_(opt_params_.narrow(0, host_elems_, opt_params_.numel() - host_elems_)); });
 }
 
 absl::Status Engine::Flatten() {

@@ -220,9 +220,10 @@ TEST_F(EngineFeatures, OptimizerStateIsCeilOfParamsOverRanksPerRank) {
       const std::int64_t p = engine->layout().total();  // 8*16+16 + 16*4+4 = 212
       const std::int64_t want = stage == 0 ? engine->layout().padded() : (p + 2) / 3;
       if (p != 212 || engine->device_optimizer()->exp_avg().numel() != want ||
-          engine->device_optimizer()->exp_avg_sq().numel() != want || engine->device_optimizer()->master().numel() != want) {
-        return absl::InternalError(
-            absl::StrCat("stage ", stage, ": P=", p, " state ", engine->device_optimizer()->exp_avg().numel(), " want ", want));
+          engine->device_optimizer()->exp_avg_sq().numel() != want ||
+          engine->device_optimizer()->master().numel() != want) {
+        return absl::InternalError(absl::StrCat("stage ", stage, ": P=", p, " state ",
+                                                engine->device_optimizer()->exp_avg().numel(), " want ", want));
       }
       return absl::OkStatus();
     });

@@ -75,7 +75,6 @@ std::vector<EquivalenceCase> OffloadCases(int max_world) {
   return cases;
 }
 
-
 std::vector<at::Tensor> ReferenceParameters(Net net, double clip, at::Device device, double loss_multiplier) {
   auto model = MakeNet(net);
   model->to(device);

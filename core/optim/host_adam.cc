@@ -30,7 +30,7 @@ absl::StatusOr<std::unique_ptr<HostAdam>> HostAdam::Create(at::Tensor device_par
   }
   if (!device_params.is_contiguous()) return absl::InvalidArgumentError("HostAdam: non-contiguous parameters");
   std::unique_ptr<HostAdam> h(new HostAdam(std::move(device_params), config, options));
-  RETURN_IF_ERROR(CallTorch("offloaded optimizer state", [&] { return h->Init(); }));
+  RETURN_IF_ERROR(CallTorch("offloaded optimizer state", [&] { h->Init(); }));
   return h;
 }
 
@@ -45,7 +45,7 @@ HostAdam::~HostAdam() {
   if (grads_down_) grads_down_->synchronize();
 }
 
-absl::Status HostAdam::Init() {
+void HostAdam::Init() {
   cuda_params_ = device_params_.is_cuda();
   cuda_grads_ = options_.grads_device.is_cuda();
   const std::int64_t n = device_params_.numel();
@@ -69,7 +69,6 @@ absl::Status HostAdam::Init() {
     c10::impl::VirtualGuardImpl impl(cuda.type());
     copy_stream_ = impl.getStreamFromGlobalPool(cuda);
   }
-  return absl::OkStatus();
 }
 
 absl::Status HostAdam::CopyGradsDown(std::int64_t offset, const at::Tensor& slice) {

@@ -33,9 +33,9 @@
 namespace zt {
 
 struct HostAdamOptions {
-  bool pin_memory = true;                     // offload_optimizer.pin_memory (CUDA only)
-  std::int64_t chunk_elems = 1000000000;      // sub_group_size: CPU Adam / copy-back granularity
-  int threads = 0;                            // CPU Adam threads (0: all)
+  bool pin_memory = true;                 // offload_optimizer.pin_memory (CUDA only)
+  std::int64_t chunk_elems = 1000000000;  // sub_group_size: CPU Adam / copy-back granularity
+  int threads = 0;                        // CPU Adam threads (0: all)
   // Where the gradients handed to CopyGradsDown/Step live (CUDA: copied down; CPU: read in place).
   at::Device grads_device = at::kCPU;
 };
@@ -68,14 +68,14 @@ class HostAdam {
 
  private:
   HostAdam(at::Tensor device_params, const AdamConfig& config, const HostAdamOptions& options);
-  absl::Status Init();
+  void Init();  // allocates the host state; LibTorch errors throw
   void CopyMissingGrads(const at::Tensor& device_grads);
 
   at::Tensor device_params_;
   AdamConfig config_;
   HostAdamOptions options_;
-  bool cuda_grads_ = false;   // gradients come from a CUDA device: copy them down
-  bool cuda_params_ = false;  // parameters live on a CUDA device: copy them up
+  bool cuda_grads_ = false;                   // gradients come from a CUDA device: copy them down
+  bool cuda_params_ = false;                  // parameters live on a CUDA device: copy them up
   at::Tensor master_, exp_avg_, exp_avg_sq_;  // host fp32
   at::Tensor grads_;                          // host fp32, staging of the device gradients
   at::Tensor out16_[2];                       // host compute-dtype staging for the copy back

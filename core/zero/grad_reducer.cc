@@ -1,12 +1,11 @@
 #include "core/zero/grad_reducer.h"
 
 #include <ATen/ATen.h>
-
-#include <algorithm>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/variable.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"

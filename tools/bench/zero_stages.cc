@@ -193,10 +193,10 @@ int main(int argc, char** argv) {
     }
     for (const std::string& offload : offloads) {
       if (stage != 3 && (offload == "param" || offload == "both")) continue;  // stage 3 only
-      if (stage == 0 && offload == "optimizer") continue;                      // stages 1-3 only
+      if (stage == 0 && offload == "optimizer") continue;                     // stages 1-3 only
       auto r = RunStage(stage, offload);
-      const std::string name = offload == "none" ? absl::StrCat("stage", stage)
-                                                 : absl::StrCat("stage", stage, "_offload_", offload);
+      const std::string name =
+          offload == "none" ? absl::StrCat("stage", stage) : absl::StrCat("stage", stage, "_offload_", offload);
       if (!r.ok()) {
         std::fprintf(stderr, "zero_stages: %s: %s\n", name.c_str(), std::string(r.status().message()).c_str());
         return 1;
@@ -213,7 +213,8 @@ int main(int argc, char** argv) {
       absl::StrAppend(&summary, summary.empty() ? "" : " ", name, "_ms=", absl::StrFormat("%.1f", r->median_ms), " ",
                       name, "_MB=", absl::StrFormat("%.2f", r->bytes_per_step / 1e6), " ", name,
                       "_gathered_MB=", absl::StrFormat("%.2f", r->gathered_per_step / 1e6));
-      if (r->peak_cuda >= 0) absl::StrAppend(&summary, " ", name, "_peak_MB=", absl::StrFormat("%.1f", r->peak_cuda / 1e6));
+      if (r->peak_cuda >= 0)
+        absl::StrAppend(&summary, " ", name, "_peak_MB=", absl::StrFormat("%.1f", r->peak_cuda / 1e6));
     }
   }
   std::printf("%s\n", summary.c_str());
