@@ -164,10 +164,8 @@ std::vector<std::string> ListNotImplemented(const Json& doc, const Config& c) {
     if (IsTrue(doc, path)) add(path, true, what);
   };
   const ZeroConfig& z = c.zero_optimization;
-  // Offload to CPU is implemented (core/optim/host_adam.h, Stage3Options::offload_param).
-  if (z.offload_optimizer.device == OffloadDevice::kNvme) {
-    add("zero_optimization.offload_optimizer.device", "nvme", "ZeRO-Infinity: optimizer state on NVMe");
-  }
+  // Offload to CPU is implemented (core/optim/host_adam.h, Stage3Options::offload_param), and
+  // optimizer state on NVMe (HostAdamOptions::swap).
   if (z.offload_param.device == OffloadDevice::kNvme) {
     add("zero_optimization.offload_param.device", "nvme", "ZeRO-Infinity: parameters on NVMe");
   }

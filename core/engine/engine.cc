@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -15,6 +16,7 @@
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 #include "core/zero/partition.h"
+#include "io/swap_file.h"
 
 namespace zt {
 namespace {
@@ -149,7 +151,7 @@ absl::Status Engine::InitStage3() {
   o.prescale = config_.prescale_gradients;
   o.predivide_factor = config_.gradient_predivide_factor;
   o.comm_dtype = WireDtype(config_.communication_data_type);
-  o.external_master = z.offload_optimizer.device == OffloadDevice::kCpu;
+  o.external_master = z.offload_optimizer.device != OffloadDevice::kNone;
   o.offload_params = z.offload_param.device == OffloadDevice::kCpu;
   o.pin_memory = z.offload_param.pin_memory;
   ASSIGN_OR_RETURN(stage3_, Stage3::Create(*model_, *comm_, o));
@@ -159,11 +161,14 @@ absl::Status Engine::InitStage3() {
   if (comm_->rank() == 0) {
     ZT_LOG(INFO) << absl::StrFormat(
         "engine: ZeRO stage 3, %s, %d ranks (%s), %d units holding %d partitioned parameters, %d persistent, "
-        "%d per rank in the optimizer (%d of them in host memory)%s, micro batch %d x accumulation %d x world %d = "
+        "%d per rank in the optimizer (%d of them %s)%s, micro batch %d x accumulation %d x world %d = "
         "%d",
         compute_dtype_ == at::kFloat ? "fp32" : c10::toString(compute_dtype_), comm_->world_size(),
         CommBackendName(comm_->backend()), stage3_->num_units(), stage3_->partitioned_elems(),
         stage3_->persistent_elems(), opt_params_.numel(), host_elems_,
+        host_adam_ && host_adam_->swapped()
+            ? "in NVMe swap files under " + config_.zero_optimization.offload_optimizer.nvme_path
+            : std::string("in host memory"),
         o.offload_params ? ", parameter shards in host memory" : "", config_.train_micro_batch_size_per_gpu,
         config_.gradient_accumulation_steps, comm_->world_size(), config_.train_batch_size);
   }
@@ -174,13 +179,32 @@ absl::Status Engine::InitOptimizer(const at::Tensor& params, const at::Tensor& d
   opt_params_ = params;
   const std::int64_t n = params.numel();
   const OffloadConfig& off = config_.zero_optimization.offload_optimizer;
-  if (off.device == OffloadDevice::kCpu) {
+  if (off.device != OffloadDevice::kNone) {
     host_elems_ = std::clamp<std::int64_t>(std::llround(off.ratio * static_cast<double>(n)), 0, n);
     HostAdamOptions h;
     h.pin_memory = off.pin_memory;
     h.chunk_elems = config_.zero_optimization.sub_group_size;
     h.threads = at::get_num_threads();  // the launcher gives each rank its share of the cores
     h.grads_device = device_;
+    if (off.device == OffloadDevice::kNvme) {
+      const std::string key = "zero_optimization.offload_optimizer.nvme_path";
+      ASSIGN_OR_RETURN(io::SwapDirInfo dir,
+                       io::PreflightSwapDir(off.nvme_path, HostAdam::SwapBytes(host_elems_, h.chunk_elems), key));
+      if (!dir.direct_io) {
+        ZT_LOG(WARNING) << key << " " << off.nvme_path
+                        << " does not support O_DIRECT; optimizer state swaps through the page cache";
+      }
+      RETURN_IF_ERROR(CreateIoEngine());
+      HostAdamSwap sw;
+      sw.io = io_.get();
+      sw.dir = off.nvme_path;
+      sw.name = absl::StrFormat("zerotrain.%d.rank%d.optimizer.swp", ::getpid(), comm_->rank());
+      sw.buffer_count = off.buffer_count > 0 ? static_cast<int>(off.buffer_count) : 4;
+      sw.pipeline_read = off.pipeline_read;
+      sw.pipeline_write = off.pipeline_write;
+      sw.fast_init = off.fast_init;
+      h.swap = sw;
+    }
     ASSIGN_OR_RETURN(host_adam_, HostAdam::Create(params.narrow(0, 0, host_elems_), config_.optimizer.adam, h));
   }
   if (host_adam_ && host_elems_ == n) return absl::OkStatus();
@@ -195,6 +219,22 @@ absl::Status Engine::InitOptimizer(const at::Tensor& params, const at::Tensor& d
     }
   }));
   adam_ = std::make_unique<AdamShard>(master_, config_.optimizer.adam);
+  return absl::OkStatus();
+}
+
+absl::Status Engine::CreateIoEngine() {
+  if (io_) return absl::OkStatus();
+  const AioConfig& a = config_.aio;
+  io::AioOptions o;
+  o.block_size = static_cast<std::size_t>(a.block_size);
+  o.queue_depth = a.queue_depth;
+  o.thread_count = a.intra_op_parallelism;
+  o.single_submit = a.single_submit;
+  o.overlap_events = a.overlap_events;
+  ASSIGN_OR_RETURN(io_, io::IoEngine::Create(o));
+  if (!io_->uses_io_uring() && comm_->rank() == 0) {
+    ZT_LOG(WARNING) << "NVMe offload: " << io_->fallback_reason() << "; swapping through a pread/pwrite thread pool";
+  }
   return absl::OkStatus();
 }
 

@@ -122,6 +122,9 @@ class Engine {
   // (stage 3's offload_optimizer.ratio) the host part holds the first host_elems() elements.
   const AdamShard* device_optimizer() const { return adam_.get(); }
   const HostAdam* host_optimizer() const { return host_adam_.get(); }
+  HostAdam* host_optimizer() { return host_adam_.get(); }
+  // The NVMe swap I/O engine (offload device nvme), else null.
+  const io::IoEngine* io_engine() const { return io_.get(); }
   std::int64_t host_elems() const { return host_elems_; }
   // Bytes of model parameters this rank holds now (stage 3: shards, gathered units, persistent).
   std::int64_t ParameterBytes() const;
@@ -142,6 +145,7 @@ class Engine {
   absl::Status InitOptimizer(const at::Tensor& params, const at::Tensor& device_master);
   // The master weights after `params` changed outside the optimizer (a modifier rank).
   absl::Status ReloadMaster();
+  absl::Status CreateIoEngine();  // from the "aio" block, once
   absl::Status Flatten();
   absl::Status ReleaseGathered(int modifier_rank);
   absl::Status AllGatherUpdated();
@@ -161,6 +165,7 @@ class Engine {
   at::Tensor master_;                     // fp32 master weights of its device part (opt_params_ itself in fp32)
   std::unique_ptr<GradReducer> reducer_;  // stages 0-2
   std::unique_ptr<Stage3> stage3_;        // stage 3
+  std::unique_ptr<io::IoEngine> io_;      // ZeRO-Infinity's swap I/O (outlives host_adam_)
   std::unique_ptr<AdamShard> adam_;       // [host_elems_, n) of the partition
   std::unique_ptr<HostAdam> host_adam_;   // [0, host_elems_): ZeRO-Offload
   std::int64_t host_elems_ = 0;

@@ -5,6 +5,8 @@
 
 #include <ATen/Parallel.h>
 
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "core/engine/equivalence.h"
@@ -40,6 +42,14 @@ INSTANTIATE_TEST_SUITE_P(Fp32, Equivalence, ::testing::ValuesIn(AllCases()),
                          [](const auto& info) { return CaseName(info.param); });
 
 INSTANTIATE_TEST_SUITE_P(Offload, Equivalence, ::testing::ValuesIn(OffloadCases(/*max_world=*/2)),
+                         [](const auto& info) { return CaseName(info.param); });
+
+std::string SwapDir() {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return dir != nullptr ? dir : "/tmp";
+}
+
+INSTANTIATE_TEST_SUITE_P(Nvme, Equivalence, ::testing::ValuesIn(NvmeCases(/*max_world=*/2, SwapDir())),
                          [](const auto& info) { return CaseName(info.param); });
 
 }  // namespace

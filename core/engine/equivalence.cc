@@ -75,6 +75,34 @@ std::vector<EquivalenceCase> OffloadCases(int max_world) {
   return cases;
 }
 
+std::vector<EquivalenceCase> NvmeCases(int max_world, const std::string& dir) {
+  const std::string nvme = R"("device": "nvme", "nvme_path": ")" + dir + "\"";
+  std::vector<EquivalenceCase> cases;
+  for (Net net : {Net::kMlp, Net::kBlock})
+    for (int world = 1; world <= max_world; ++world) {
+      EquivalenceCase plain{net, 3, world, 1, 0.05};
+      plain.zero_extra = R"(, "offload_optimizer": {)" + nvme + "}";
+      plain.label = "nvme_optimizer";
+      cases.push_back(plain);
+      EquivalenceCase piped{net, 3, world, 3, 0.05};
+      piped.zero_extra = R"(, "sub_group_size": 100, "offload_optimizer": {)" + nvme +
+                         R"(, "buffer_count": 2, "pipeline_read": true, "pipeline_write": true, "fast_init": true})";
+      piped.extra_config =
+          R"(, "aio": {"block_size": 4096, "queue_depth": 4, "intra_op_parallelism": 2, "single_submit": true})";
+      piped.label = "nvme_pipelined";
+      cases.push_back(piped);
+      EquivalenceCase half{net, 3, world, 2, 0.05};
+      half.zero_extra = R"(, "sub_group_size": 300, "offload_optimizer": {)" + nvme + R"(, "ratio": 0.5})";
+      half.label = "nvme_ratio_half";
+      cases.push_back(half);
+      EquivalenceCase params{net, 3, world, 2, 0.05};
+      params.zero_extra = R"(, "offload_optimizer": {)" + nvme + R"(}, "offload_param": {"device": "cpu"})";
+      params.label = "nvme_optimizer_cpu_params";
+      cases.push_back(params);
+    }
+  return cases;
+}
+
 std::vector<at::Tensor> ReferenceParameters(Net net, double clip, at::Device device, double loss_multiplier) {
   auto model = MakeNet(net);
   model->to(device);

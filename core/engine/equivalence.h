@@ -45,6 +45,12 @@ std::string CaseName(const EquivalenceCase& c);
 // in host memory at stage 3, and both offloads together.
 std::vector<EquivalenceCase> OffloadCases(int max_world);
 
+// ZeRO-Infinity cases at stage 3 (clipping on): the optimizer state in swap files under `dir`
+// with DeepSpeed's defaults, with small sub-groups swapped through two pipelined buffers
+// (fast_init, a small aio block, two I/O threads, accumulation 3), with half of it swapped
+// (ratio 0.5) and with the parameter shards in host memory beside it.
+std::vector<EquivalenceCase> NvmeCases(int max_world, const std::string& dir);
+
 // The parameters after kEquivalenceSteps steps of one process on `device` (its loss multiplied by
 // loss_multiplier: summing instead of averaging over N ranks is training on N x the loss).
 std::vector<at::Tensor> ReferenceParameters(Net net, double clip, at::Device device, double loss_multiplier = 1.0);

@@ -13,6 +13,13 @@
 // the updated parameters written out in the compute dtype in the same pass, and copies each
 // chunk back up while the CPU works on the next (two pinned staging buffers alternate).  On a
 // CPU device the copies are plain memory copies and the state is the same host memory.
+//
+// With HostAdamOptions::swap (offload_optimizer device nvme, ZeRO-Infinity) the master weights
+// and moments live in a swap file instead, sub-group by sub-group ([master | exp_avg |
+// exp_avg_sq], each region 4 KiB aligned), and only `buffer_count` sub-groups are in host
+// memory at a time: the step reads a sub-group, runs CPU Adam on it and writes it back, with
+// pipeline_read reading the next sub-groups while the CPU works and pipeline_write leaving the
+// write in flight while the next sub-group computes.
 #ifndef ZEROTRAIN_CORE_OPTIM_HOST_ADAM_H_
 #define ZEROTRAIN_CORE_OPTIM_HOST_ADAM_H_
 
@@ -23,14 +30,29 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/config/config.h"
 #include "core/zero/partition.h"
+#include "io/io_engine.h"
+#include "io/swap_file.h"
+#include "ops/cpu_adam.h"
 
 namespace zt {
+
+// offload_optimizer device nvme: where and how the optimizer state is swapped.
+struct HostAdamSwap {
+  io::IoEngine* io = nullptr;   // not owned; outlives the optimizer
+  std::string dir;              // offload_optimizer.nvme_path
+  std::string name;             // the swap file's name in `dir`, unique per rank and process
+  int buffer_count = 4;         // sub-groups in host memory at once
+  bool pipeline_read = false;   // read the next sub-groups while the CPU steps this one
+  bool pipeline_write = false;  // write a sub-group back while the next one steps
+  bool fast_init = false;       // moments start as zeros in memory, not written at creation
+};
 
 struct HostAdamOptions {
   bool pin_memory = true;                 // offload_optimizer.pin_memory (CUDA only)
@@ -38,6 +60,7 @@ struct HostAdamOptions {
   int threads = 0;                        // CPU Adam threads (0: all)
   // Where the gradients handed to CopyGradsDown/Step live (CUDA: copied down; CPU: read in place).
   at::Device grads_device = at::kCPU;
+  std::optional<HostAdamSwap> swap;  // set: the state lives in a swap file (NVMe)
 };
 
 class HostAdam {
@@ -59,6 +82,7 @@ class HostAdam {
   // Forgets the gradient copies of a skipped step.
   void DropGrads() { copied_.clear(); }
 
+  // The state in host memory; undefined when it is swapped (ReadState reads it back).
   const at::Tensor& master() const { return master_; }
   const at::Tensor& exp_avg() const { return exp_avg_; }
   const at::Tensor& exp_avg_sq() const { return exp_avg_sq_; }
@@ -66,10 +90,30 @@ class HostAdam {
   // Writes values into the master weights (GatheredParameters with a modifier rank).
   [[nodiscard]] absl::Status SetMaster(const at::Tensor& values);
 
+  struct State {
+    at::Tensor master, exp_avg, exp_avg_sq;  // host fp32, fresh copies
+  };
+  // The whole state, wherever it lives (swap file or host memory).
+  [[nodiscard]] absl::StatusOr<State> ReadState();
+  bool swapped() const { return swap_file_.has_value(); }
+  const io::SwapFile* swap_file() const { return swap_file_ ? &*swap_file_ : nullptr; }
+  // Bytes of swap file a shard of n elements needs with sub-groups of chunk_elems.
+  static std::uint64_t SwapBytes(std::int64_t n, std::int64_t chunk_elems);
+
  private:
   HostAdam(at::Tensor device_params, const AdamConfig& config, const HostAdamOptions& options);
   void Init();  // allocates the host state; LibTorch errors throw
+  void InitSwap();
   void CopyMissingGrads(const at::Tensor& device_grads);
+  // One sub-group's CPU Adam output: the 16-bit values for the copy up (CUDA parameters) or
+  // where the host parameters are.
+  void StepSwapped(const float* grads, const ops::AdamStep& s, const ops::CpuAdamOptions& cpu);
+  void WaitSwap(const io::IoHandle& h) const;  // throws StatusException
+  void FlushSwap();                            // waits for writes in flight
+  std::int64_t chunk() const;
+  void BeginCopyUp();
+  void CopyUp(int k, std::int64_t off, std::int64_t len, const at::Tensor& src);
+  void EndCopyUp();
 
   at::Tensor device_params_;
   AdamConfig config_;
@@ -84,6 +128,16 @@ class HostAdam {
   std::vector<Range> copied_;  // gradient ranges already on their way down this step
   std::optional<c10::Event> grads_down_;
   std::int64_t step_ = 0;
+
+  // Swapped state (options_.swap).
+  struct SwapBuffer {
+    at::Tensor mem;  // 3 * stride bytes, 4 KiB aligned: master | exp_avg | exp_avg_sq
+    io::IoHandle read, write;
+  };
+  std::optional<io::SwapFile> swap_file_;
+  std::vector<SwapBuffer> bufs_;
+  std::int64_t stride_ = 0;  // bytes per region of a sub-group
+  bool fresh_ = false;       // fast_init: the moments are not on disk yet (zeros)
 };
 
 }  // namespace zt
