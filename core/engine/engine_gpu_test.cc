@@ -5,6 +5,8 @@
 #include <c10/cuda/CUDAFunctions.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "core/engine/equivalence.h"
@@ -51,6 +53,18 @@ INSTANTIATE_TEST_SUITE_P(Nccl, GpuEquivalence, ::testing::ValuesIn(GpuCases()),
 // Adam, parameters copied back up) and offloaded parameter shards, against the same reference.
 INSTANTIATE_TEST_SUITE_P(NcclOffload, GpuEquivalence,
                          ::testing::ValuesIn(OffloadCases(std::min(2, static_cast<int>(c10::cuda::device_count())))),
+                         [](const auto& info) { return CaseName(info.param); });
+
+// Optimizer state swapped to NVMe (the test's temporary directory on the GPU machine's disk):
+// pinned swap buffers, the CPU Adam output copied up from them.
+std::string SwapDir() {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return dir != nullptr ? dir : "/tmp";
+}
+
+INSTANTIATE_TEST_SUITE_P(NcclNvme, GpuEquivalence,
+                         ::testing::ValuesIn(NvmeCases(std::min(2, static_cast<int>(c10::cuda::device_count())),
+                                                       SwapDir())),
                          [](const auto& info) { return CaseName(info.param); });
 
 }  // namespace

@@ -11,13 +11,14 @@
 // "auto" sets them (prefetch 0.9 dim^2, persistence threshold 10 dim); --bf16 trains in bf16
 // with fp32 master weights, --gas accumulates micro-steps, --offload runs each stage with the
 // optimizer state in host memory (CPU Adam on --threads threads per rank), the parameter shards
-// (stage 3) or both.  Reports per stage and offload the median optimizer-step time over --steps
-// after --warmup steps (--gas x (forward + backward) + reduce + optimizer + gather, on rank 0,
-// ranks started together by a barrier), the samples per second it makes, the payload bytes each rank sent per
-// step and the part of it that was parameter all-gathers (Communicator::stats: all-reduce =
-// the buffer, reduce and reduce-scatter = the input, all-gather = the gathered output), and with
-// NCCL the peak CUDA memory of rank 0 over the timed steps.  Its CPU peer is DeepSpeed itself
-// on the same model and settings: tools/bench/peers/zero_stages_deepspeed.py.
+// (stage 3), both, or the optimizer state on NVMe (nvme: swap files under --nvme_path, stage
+// 3, --buffer_count sub-groups of --sub_group_size in host memory, pipelined).  Reports per stage and offload the
+// median optimizer-step time over --steps after --warmup steps (--gas x (forward + backward) + reduce + optimizer +
+// gather, on rank 0, ranks started together by a barrier), the samples per second it makes, the payload bytes each rank
+// sent per step and the part of it that was parameter all-gathers (Communicator::stats: all-reduce = the buffer, reduce
+// and reduce-scatter = the input, all-gather = the gathered output), and with NCCL the peak CUDA memory of rank 0 over
+// the timed steps.  Its CPU peer is DeepSpeed itself on the same model and settings:
+// tools/bench/peers/zero_stages_deepspeed.py.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -55,7 +56,12 @@ ABSL_FLAG(int64_t, bucket, 500000000, "reduce_bucket_size and allgather_bucket_s
 ABSL_FLAG(std::string, backend, "gloo", "gloo (CPU) or nccl (rank r on cuda:r)");
 ABSL_FLAG(bool, bf16, false, "bf16 compute with fp32 master weights (else fp32)");
 ABSL_FLAG(int, gas, 1, "gradient_accumulation_steps");
-ABSL_FLAG(std::string, offload, "none", "offload variants to run: none, optimizer, param (stage 3), both (stage 3)");
+ABSL_FLAG(std::string, offload, "none",
+          "offload variants to run: none, optimizer, param (stage 3), both (stage 3), nvme (optimizer state on "
+          "NVMe, stage 3)");
+ABSL_FLAG(std::string, nvme_path, "/tmp", "--offload=nvme: the swap directory");
+ABSL_FLAG(int64_t, sub_group_size, 1000000000, "zero_optimization.sub_group_size");
+ABSL_FLAG(int, buffer_count, 4, "--offload=nvme: offload_optimizer.buffer_count (sub-groups in host memory)");
 ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads per rank, which CPU Adam uses too");
 ABSL_FLAG(bool, breakdown, false, "log the engine's forward/backward/step times (wall_clock_breakdown)");
 
@@ -76,15 +82,24 @@ struct Result {
   double gathered_per_step = 0;
   std::int64_t peak_cuda = -1;
   std::int64_t params = 0;
+  double swap_read_per_step = 0, swap_written_per_step = 0;  // --offload=nvme
+  bool io_uring = false;
 };
 
+// Members of zero_optimization for the offload variant (and --sub_group_size).
 std::string OffloadJson(absl::string_view offload) {
+  const std::string sub_group = absl::StrFormat(R"(, "sub_group_size": %d)", absl::GetFlag(FLAGS_sub_group_size));
   const std::string optimizer = R"(, "offload_optimizer": {"device": "cpu", "pin_memory": true})";
   const std::string param = R"(, "offload_param": {"device": "cpu", "pin_memory": true})";
-  if (offload == "optimizer") return optimizer;
-  if (offload == "param") return param;
-  if (offload == "both") return optimizer + param;
-  return "";
+  if (offload == "optimizer") return sub_group + optimizer;
+  if (offload == "param") return sub_group + param;
+  if (offload == "both") return sub_group + optimizer + param;
+  if (offload == "nvme") {
+    return sub_group + absl::StrFormat(R"(, "offload_optimizer": {"device": "nvme", "nvme_path": "%s",
+        "pin_memory": true, "buffer_count": %d, "pipeline_read": true, "pipeline_write": true, "fast_init": true})",
+                                       absl::GetFlag(FLAGS_nvme_path), absl::GetFlag(FLAGS_buffer_count));
+  }
+  return sub_group;
 }
 
 absl::StatusOr<Result> RunStage(int stage, absl::string_view offload) {
@@ -116,6 +131,7 @@ absl::StatusOr<Result> RunStage(int stage, absl::string_view offload) {
         ASSIGN_OR_RETURN(auto engine, zt::Engine::Create(model, config, borrowed));
         std::vector<double> times;
         std::int64_t bytes_before = 0, gathered_before = 0;
+        std::uint64_t swap_read_before = 0, swap_written_before = 0;
         const bool cuda = comm.backend() == zt::CommBackend::kNccl;
         for (int step = 0; step < warmup + steps; ++step) {
           std::vector<zt::Batch> batches;
@@ -126,6 +142,10 @@ absl::StatusOr<Result> RunStage(int stage, absl::string_view offload) {
           if (step == warmup) {
             bytes_before = comm.stats().bytes;
             gathered_before = comm.stats().all_gather_bytes;
+            if (engine->io_engine() != nullptr) {
+              swap_read_before = engine->io_engine()->bytes_read();
+              swap_written_before = engine->io_engine()->bytes_written();
+            }
 #ifdef ZT_CUDA
             if (cuda) zt::bench::ResetPeakCudaMemory(comm.local_rank());
 #endif
@@ -149,6 +169,13 @@ absl::StatusOr<Result> RunStage(int stage, absl::string_view offload) {
           result.bytes_per_step = static_cast<double>(comm.stats().bytes - bytes_before) / steps;
           result.gathered_per_step = static_cast<double>(comm.stats().all_gather_bytes - gathered_before) / steps;
           for (const auto& p : model->parameters()) result.params += p.numel();
+          if (engine->io_engine() != nullptr) {
+            result.swap_read_per_step =
+                static_cast<double>(engine->io_engine()->bytes_read() - swap_read_before) / steps;
+            result.swap_written_per_step =
+                static_cast<double>(engine->io_engine()->bytes_written() - swap_written_before) / steps;
+            result.io_uring = engine->io_engine()->uses_io_uring();
+          }
 #ifdef ZT_CUDA
           if (cuda) result.peak_cuda = zt::bench::PeakCudaMemory(comm.local_rank());
 #endif
@@ -179,8 +206,8 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_threads));
   std::vector<std::string> offloads = absl::StrSplit(absl::GetFlag(FLAGS_offload), ',');
   for (const std::string& o : offloads) {
-    if (o != "none" && o != "optimizer" && o != "param" && o != "both") {
-      std::fprintf(stderr, "zero_stages: bad --offload entry '%s' (none, optimizer, param, both)\n", o.c_str());
+    if (o != "none" && o != "optimizer" && o != "param" && o != "both" && o != "nvme") {
+      std::fprintf(stderr, "zero_stages: bad --offload entry '%s' (none, optimizer, param, both, nvme)\n", o.c_str());
       return 2;
     }
   }
@@ -192,8 +219,8 @@ int main(int argc, char** argv) {
       return 2;
     }
     for (const std::string& offload : offloads) {
-      if (stage != 3 && (offload == "param" || offload == "both")) continue;  // stage 3 only
-      if (stage == 0 && offload == "optimizer") continue;                     // stages 1-3 only
+      if (stage != 3 && (offload == "param" || offload == "both" || offload == "nvme")) continue;  // stage 3 only
+      if (stage == 0 && offload == "optimizer") continue;                                          // stages 1-3 only
       auto r = RunStage(stage, offload);
       const std::string name =
           offload == "none" ? absl::StrCat("stage", stage) : absl::StrCat("stage", stage, "_offload_", offload);
@@ -202,8 +229,18 @@ int main(int argc, char** argv) {
         return 1;
       }
       const double samples_per_s = 1e3 * gas * absl::GetFlag(FLAGS_micro) * world / r->median_ms;
-      const std::string peak =
+      std::string peak =
           r->peak_cuda >= 0 ? absl::StrFormat(", peak CUDA memory %.1f MB", r->peak_cuda / 1e6) : std::string();
+      if (offload == "nvme") {
+        const double budget =
+            12.0 * absl::GetFlag(FLAGS_buffer_count) * std::min<double>(absl::GetFlag(FLAGS_sub_group_size), r->params);
+        absl::StrAppend(&peak, absl::StrFormat(", NVMe swap (%s) %.1f MB read + %.1f MB written per step = %.2f GB/s "
+                                               "over the step; optimizer state %.1f MB, host buffers for it %.1f MB",
+                                               r->io_uring ? "io_uring" : "pread/pwrite", r->swap_read_per_step / 1e6,
+                                               r->swap_written_per_step / 1e6,
+                                               (r->swap_read_per_step + r->swap_written_per_step) / r->median_ms / 1e6,
+                                               12.0 * r->params / world / 1e6, budget / 1e6));
+      }
       std::printf(
           "%s: %lld parameters, median step %.1f ms (%.1f samples/s), %.2f MB sent per rank per step (%.2f x the "
           "fp32 parameter bytes), of which %.2f MB parameter all-gathers%s\n",
