@@ -227,12 +227,18 @@ absl::Status Run() {
       if (!g.ok()) return g.status();
       double& ours = write ? w_gbps : r_gbps;
       ours = best(ours, *g);
-      if (!fio) continue;
-      const std::string rw = write ? "write" : "read";
+      const char* rw = write ? "write" : "read";
+      if (!fio) {
+        std::printf("run %d %-5s: engine %.3f GB/s\n", r + 1, rw, *g);
+        continue;
+      }
+      const double u = Fio("io_uring", rw, fio_file->path(), size, *block, depth, threads, direct);
+      const double a = Fio("libaio", rw, fio_file->path(), size, *block, depth, threads, direct);
+      std::printf("run %d %-5s: engine %.3f GB/s, fio io_uring %.3f GB/s, fio libaio %.3f GB/s\n", r + 1, rw, *g, u, a);
       double& uring = write ? fw : fr;
-      uring = best(uring, Fio("io_uring", rw, fio_file->path(), size, *block, depth, threads, direct));
+      uring = best(uring, u);
       double& libaio = write ? aw : ar;
-      libaio = best(libaio, Fio("libaio", rw, fio_file->path(), size, *block, depth, threads, direct));
+      libaio = best(libaio, a);
     }
   }
   std::printf("zerotrain io_uring engine: write %.3f GB/s, read %.3f GB/s (best of %d)\n", w_gbps, r_gbps, repeats);

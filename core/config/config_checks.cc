@@ -164,10 +164,14 @@ std::vector<std::string> ListNotImplemented(const Json& doc, const Config& c) {
     if (IsTrue(doc, path)) add(path, true, what);
   };
   const ZeroConfig& z = c.zero_optimization;
-  // Offload to CPU is implemented (core/optim/host_adam.h, Stage3Options::offload_param), and
-  // optimizer state on NVMe (HostAdamOptions::swap).
-  if (z.offload_param.device == OffloadDevice::kNvme) {
-    add("zero_optimization.offload_param.device", "nvme", "ZeRO-Infinity: parameters on NVMe");
+  // Offload to CPU is implemented (core/optim/host_adam.h, Stage3Options::offload_param),
+  // optimizer state on NVMe (HostAdamOptions::swap) and parameters on NVMe beside an offloaded
+  // optimizer (Stage3Options::nvme).
+  if (z.offload_param.device == OffloadDevice::kNvme &&
+      (z.offload_optimizer.device == OffloadDevice::kNone || z.offload_optimizer.ratio < 1.0)) {
+    add("zero_optimization.offload_param.device", "nvme",
+        "ZeRO-Infinity: parameters on NVMe need the whole optimizer state offloaded too (offload_optimizer device "
+        "cpu or nvme, ratio 1)");
   }
   if (const Json* zenflow = Lookup(doc, "zero_optimization.zenflow")) {
     add("zero_optimization.zenflow", *zenflow, "ZenFlow");

@@ -152,10 +152,45 @@ absl::Status Engine::InitStage3() {
   o.predivide_factor = config_.gradient_predivide_factor;
   o.comm_dtype = WireDtype(config_.communication_data_type);
   o.external_master = z.offload_optimizer.device != OffloadDevice::kNone;
-  o.offload_params = z.offload_param.device == OffloadDevice::kCpu;
+  o.offload_params = z.offload_param.device != OffloadDevice::kNone;
   o.pin_memory = z.offload_param.pin_memory;
+  if (z.offload_param.device == OffloadDevice::kNvme) {
+    // At most this rank's part of every parameter plus an alignment block per unit.
+    std::int64_t elems = 0, tensors = 0;
+    for (const auto& item : model_->named_parameters(/*recurse=*/true)) {
+      elems += item.value().numel();
+      ++tensors;
+    }
+    const std::uint64_t bytes = static_cast<std::uint64_t>((elems + comm_->world_size() - 1) / comm_->world_size()) *
+                                    c10::elementSize(compute_dtype_) +
+                                static_cast<std::uint64_t>(tensors) * 4096;
+    const std::string key = "zero_optimization.offload_param.nvme_path";
+    ASSIGN_OR_RETURN(io::SwapDirInfo dir, io::PreflightSwapDir(z.offload_param.nvme_path, bytes, key));
+    if (!dir.direct_io) {
+      ZT_LOG(WARNING) << key << " " << z.offload_param.nvme_path
+                      << " does not support O_DIRECT; parameters swap through the page cache";
+    }
+    RETURN_IF_ERROR(CreateIoEngine());
+    ParamSwapOptions nvme;
+    nvme.io = io_.get();
+    nvme.dir = z.offload_param.nvme_path;
+    nvme.name = absl::StrFormat("zerotrain.%d.rank%d.params.swp", ::getpid(), comm_->rank());
+    nvme.dtype = compute_dtype_;
+    nvme.device = device_;
+    nvme.buffer_count = z.offload_param.buffer_count > 0 ? static_cast<int>(z.offload_param.buffer_count) : 5;
+    nvme.pin_memory = z.offload_param.pin_memory;
+    o.nvme = nvme;
+    o.max_in_cpu = z.offload_param.max_in_cpu;
+    o.nvme_buffer_elems = z.offload_param.buffer_size;
+  }
   ASSIGN_OR_RETURN(stage3_, Stage3::Create(*model_, *comm_, o));
   RETURN_IF_ERROR(InitOptimizer(stage3_->params(), stage3_->master()));
+  const std::int64_t optimizer_elems = opt_params_.numel();
+  if (stage3_->param_swap() != nullptr) {
+    // The optimizer took the initial values; the swapped shards now live on NVMe only.
+    opt_params_ = at::Tensor();
+    RETURN_IF_ERROR(stage3_->DropSwappedShards());
+  }
   ASSIGN_OR_RETURN(LrSchedule schedule, LrSchedule::Create(config_.scheduler, config_.optimizer.adam.lr));
   schedule_.emplace(std::move(schedule));
   if (comm_->rank() == 0) {
@@ -165,12 +200,16 @@ absl::Status Engine::InitStage3() {
         "%d",
         compute_dtype_ == at::kFloat ? "fp32" : c10::toString(compute_dtype_), comm_->world_size(),
         CommBackendName(comm_->backend()), stage3_->num_units(), stage3_->partitioned_elems(),
-        stage3_->persistent_elems(), opt_params_.numel(), host_elems_,
+        stage3_->persistent_elems(), optimizer_elems, host_elems_,
         host_adam_ && host_adam_->swapped()
             ? "in NVMe swap files under " + config_.zero_optimization.offload_optimizer.nvme_path
             : std::string("in host memory"),
-        o.offload_params ? ", parameter shards in host memory" : "", config_.train_micro_batch_size_per_gpu,
-        config_.gradient_accumulation_steps, comm_->world_size(), config_.train_batch_size);
+        stage3_->param_swap() != nullptr
+            ? absl::StrCat(", parameter shards past the first ", o.max_in_cpu, " elements in NVMe swap files under ",
+                           z.offload_param.nvme_path)
+            : std::string(o.offload_params ? ", parameter shards in host memory" : ""),
+        config_.train_micro_batch_size_per_gpu, config_.gradient_accumulation_steps, comm_->world_size(),
+        config_.train_batch_size);
   }
   return absl::OkStatus();
 }
@@ -186,6 +225,12 @@ absl::Status Engine::InitOptimizer(const at::Tensor& params, const at::Tensor& d
     h.chunk_elems = config_.zero_optimization.sub_group_size;
     h.threads = at::get_num_threads();  // the launcher gives each rank its share of the cores
     h.grads_device = device_;
+    if (stage3_ && stage3_->param_swap() != nullptr) {
+      // Parameters on NVMe: the updates go to their units' homes, not into params.
+      h.params_out = [this](std::int64_t offset, const at::Tensor& values) {
+        return stage3_->UpdateShards(offset, values);
+      };
+    }
     if (off.device == OffloadDevice::kNvme) {
       const std::string key = "zero_optimization.offload_optimizer.nvme_path";
       ASSIGN_OR_RETURN(io::SwapDirInfo dir,
@@ -239,6 +284,10 @@ absl::Status Engine::CreateIoEngine() {
 }
 
 absl::Status Engine::ReloadMaster() {
+  if (!opt_params_.defined() && stage3_) {  // parameters on NVMe: read them back
+    ASSIGN_OR_RETURN(at::Tensor values, stage3_->ShardValues());
+    return host_adam_->SetMaster(values);
+  }
   if (host_adam_) RETURN_IF_ERROR(host_adam_->SetMaster(opt_params_.narrow(0, 0, host_elems_)));
   if (!adam_ || (stage3_ && !host_adam_)) return absl::OkStatus();  // Stage3 reloads its own master
   return CallTorch("take the modified values",

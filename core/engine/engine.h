@@ -163,9 +163,9 @@ class Engine {
   at::Tensor flat_;                       // [padded] compute dtype: the parameters are views of it
   at::Tensor opt_params_;                 // compute dtype: the partition the optimizer updates
   at::Tensor master_;                     // fp32 master weights of its device part (opt_params_ itself in fp32)
+  std::unique_ptr<io::IoEngine> io_;      // ZeRO-Infinity's swap I/O (outlives its users below)
   std::unique_ptr<GradReducer> reducer_;  // stages 0-2
   std::unique_ptr<Stage3> stage3_;        // stage 3
-  std::unique_ptr<io::IoEngine> io_;      // ZeRO-Infinity's swap I/O (outlives host_adam_)
   std::unique_ptr<AdamShard> adam_;       // [host_elems_, n) of the partition
   std::unique_ptr<HostAdam> host_adam_;   // [0, host_elems_): ZeRO-Offload
   std::int64_t host_elems_ = 0;

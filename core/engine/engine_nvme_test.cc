@@ -1,5 +1,6 @@
-// ZeRO-Infinity's optimizer state on NVMe, beyond equivalence (engine_test's Nvme cases): what
-// lives where, the bytes a step moves, and every way the swap directory can let a run down.
+// ZeRO-Infinity beyond equivalence (engine_test's Nvme cases): what lives where, the bytes a
+// step moves, and every way the swap directory can let a run down; optimizer state and
+// parameter shards on NVMe.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <fcntl.h>
@@ -205,6 +206,72 @@ TEST_F(EngineNvme, ASwapFileTruncatedUnderUsFailsTheStep) {
   });
   EXPECT_THAT(s, StatusIs(absl::StatusCode::kOutOfRange, AllOf(HasSubstr("optimizer state swap"), HasSubstr(path),
                                                                HasSubstr("offset 4096"), HasSubstr("truncated"))));
+}
+
+// ---- parameters on NVMe (offload_param device nvme) -----------------------------------------
+
+// A 2-block stack: 4 units with shards of 4,192 (attention) and 8,416 (feedforward) elements.
+absl::StatusOr<Config> ParamNvmeConfig(const std::string& more) {
+  return Config::FromJson(absl::StrCat(R"({"train_micro_batch_size_per_gpu": 2, "optimizer": {"type": "AdamW"},
+      "zero_optimization": {"stage": 3, "stage3_param_persistence_threshold": 10,
+        "offload_optimizer": {"device": "cpu"},
+        "offload_param": {"device": "nvme", "nvme_path": ")",
+                                       TempDir(), "\"", more, "}}}"),
+                          "params.json", {});
+}
+
+TEST_F(EngineNvme, ShardsPastMaxInCpuLiveOnNvmeAndModifiedValuesReachThem) {
+  auto config = ParamNvmeConfig(R"(, "max_in_cpu": 5000, "buffer_count": 2)");
+  ASSERT_THAT(config, IsOk());
+  absl::Status s = RunOnRanks(1, [&](Communicator& comm) -> absl::Status {
+    std::shared_ptr<Communicator> borrowed(&comm, [](Communicator*) {});
+    auto model = MakeTransformerStack(7, 2, 32, 2, 128);
+    ASSIGN_OR_RETURN(auto engine, Engine::Create(model, *config, borrowed));
+    const ParamSwap* swap = engine->stage3()->param_swap();
+    if (swap == nullptr) return absl::InternalError("no parameter swap");
+    // Unit 0 (4,192) fits max_in_cpu; units 1-3 (8,416 + 4,192 + 8,416 fp32) are swapped.
+    const std::uint64_t want = ParamSwap::FileBytes({8416, 4192, 8416}, at::kFloat);
+    if (swap->file().size() != want || engine->stage3()->params().defined()) {
+      return absl::InternalError(absl::StrCat("swap file of ", swap->file().size(), " bytes, want ", want));
+    }
+    for (int step = 0; step < 2; ++step) {
+      ASSIGN_OR_RETURN(at::Tensor loss, engine->Forward(TransformerBatch(step, 2, 4, 32)));
+      RETURN_IF_ERROR(engine->Backward(loss));
+      RETURN_IF_ERROR(engine->Step());
+    }
+    // Forward and backward fetch each swapped unit: 3 units x 2 passes x 2 steps at least.
+    if (swap->fetches() < 12) return absl::InternalError(absl::StrCat(swap->fetches(), " fetches"));
+    {
+      ASSIGN_OR_RETURN(auto scope, engine->GatherParameters(/*modifier_rank=*/0));
+      at::NoGradGuard g;
+      for (auto& p : model->parameters()) p.fill_(0.25);
+      RETURN_IF_ERROR(scope->Release());
+    }
+    ASSIGN_OR_RETURN(auto read, engine->GatherParameters());
+    for (const auto& p : model->parameters()) {
+      if (!p.eq(0.25).all().item<bool>()) return absl::InternalError("a modified value did not come back");
+    }
+    RETURN_IF_ERROR(read->Release());
+    // The optimizer's master weights took them too (shards end with zero padding).
+    ASSIGN_OR_RETURN(HostAdam::State state, engine->host_optimizer()->ReadState());
+    if (!(state.master.eq(0.25) | state.master.eq(0)).all().item<bool>()) {
+      return absl::InternalError("master weights");
+    }
+    return engine->Shutdown();
+  });
+  EXPECT_TRUE(s.ok()) << s;
+}
+
+TEST_F(EngineNvme, AShardLargerThanBufferSizeIsNamed) {
+  auto config = ParamNvmeConfig(R"(, "max_in_cpu": 0, "buffer_size": 5000)");
+  ASSERT_THAT(config, IsOk());
+  absl::Status s = RunOnRanks(1, [&](Communicator& comm) -> absl::Status {
+    std::shared_ptr<Communicator> borrowed(&comm, [](Communicator*) {});
+    return Engine::Create(MakeTransformerStack(7, 2, 32, 2, 128), *config, borrowed).status();
+  });
+  EXPECT_THAT(
+      s, StatusIs(absl::StatusCode::kFailedPrecondition,
+                  AllOf(HasSubstr("8416 elements"), HasSubstr("zero_optimization.offload_param.buffer_size (5000)"))));
 }
 
 }  // namespace

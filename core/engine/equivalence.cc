@@ -99,6 +99,18 @@ std::vector<EquivalenceCase> NvmeCases(int max_world, const std::string& dir) {
       params.zero_extra = R"(, "offload_optimizer": {)" + nvme + R"(}, "offload_param": {"device": "cpu"})";
       params.label = "nvme_optimizer_cpu_params";
       cases.push_back(params);
+      // Parameters on NVMe too: every shard swapped (max_in_cpu 0) through two buffers.
+      EquivalenceCase both{net, 3, world, 2, 0.05};
+      both.zero_extra = R"(, "offload_optimizer": {)" + nvme + R"(, "pipeline_read": true}, "offload_param": {)" +
+                        nvme + R"(, "max_in_cpu": 0, "buffer_count": 2, "buffer_size": 100000})";
+      both.label = "nvme_both";
+      cases.push_back(both);
+      // Parameters on NVMe past the first 300 elements, the optimizer state in host memory.
+      EquivalenceCase mixed{net, 3, world, 1, 0.05};
+      mixed.zero_extra =
+          R"(, "offload_optimizer": {"device": "cpu"}, "offload_param": {)" + nvme + R"(, "max_in_cpu": 300})";
+      mixed.label = "nvme_params_cpu_optimizer";
+      cases.push_back(mixed);
     }
   return cases;
 }

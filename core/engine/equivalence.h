@@ -48,7 +48,8 @@ std::vector<EquivalenceCase> OffloadCases(int max_world);
 // ZeRO-Infinity cases at stage 3 (clipping on): the optimizer state in swap files under `dir`
 // with DeepSpeed's defaults, with small sub-groups swapped through two pipelined buffers
 // (fast_init, a small aio block, two I/O threads, accumulation 3), with half of it swapped
-// (ratio 0.5) and with the parameter shards in host memory beside it.
+// (ratio 0.5) and with the parameter shards in host memory beside it; the parameter shards on
+// NVMe too (all of them, optimizer on NVMe) and past max_in_cpu (optimizer in host memory).
 std::vector<EquivalenceCase> NvmeCases(int max_world, const std::string& dir);
 
 // The parameters after kEquivalenceSteps steps of one process on `device` (its loss multiplied by

@@ -40,7 +40,11 @@ absl::StatusOr<std::unique_ptr<HostAdam>> HostAdam::Create(at::Tensor device_par
 }
 
 HostAdam::HostAdam(at::Tensor device_params, const AdamConfig& config, const HostAdamOptions& options)
-    : device_params_(std::move(device_params)), config_(config), options_(options) {}
+    : device_params_(std::move(device_params)),
+      n_(device_params_.numel()),
+      dtype_(device_params_.scalar_type()),
+      config_(config),
+      options_(options) {}
 
 HostAdam::~HostAdam() {
   // Copies and swap I/O still in flight read or write host buffers this object owns.
@@ -56,12 +60,15 @@ HostAdam::~HostAdam() {
 }
 
 void HostAdam::Init() {
-  cuda_params_ = device_params_.is_cuda();
+  cuda_params_ = device_params_.is_cuda() && !options_.params_out;
   cuda_grads_ = options_.grads_device.is_cuda();
-  const std::int64_t n = device_params_.numel();
+  const std::int64_t n = n_;
   const bool pin = (cuda_params_ || cuda_grads_) && options_.pin_memory;
   const auto host = at::TensorOptions().dtype(at::kFloat).device(at::kCPU).pinned_memory(pin);
   const at::Device cuda = cuda_params_ ? device_params_.device() : options_.grads_device;
+  if (options_.params_out) {  // host staging of the updated values handed to params_out
+    for (auto& b : out16_) b = at::empty({chunk()}, host.dtype(dtype_));
+  }
   if (cuda.is_cuda()) {
     c10::impl::VirtualGuardImpl impl(cuda.type());
     copy_stream_ = impl.getStreamFromGlobalPool(cuda);
@@ -69,19 +76,20 @@ void HostAdam::Init() {
   if (cuda_grads_) grads_ = at::empty({n}, host);
   if (options_.swap) {
     InitSwap();
-    return;
-  }
-  if (!cuda_params_ && device_params_.scalar_type() == at::kFloat) {
+  } else if (!cuda_params_ && dtype_ == at::kFloat && !options_.params_out) {
     master_ = device_params_;  // host fp32 parameters are the master weights
   } else {
     master_ = at::empty({n}, host);
     master_.copy_(device_params_);
   }
-  exp_avg_ = at::zeros({n}, host);
-  exp_avg_sq_ = at::zeros({n}, host);
-  if (cuda_params_ && device_params_.scalar_type() != at::kFloat) {
-    for (auto& b : out16_) b = at::empty({chunk()}, host.dtype(device_params_.scalar_type()));
+  if (!options_.swap) {
+    exp_avg_ = at::zeros({n}, host);
+    exp_avg_sq_ = at::zeros({n}, host);
+    if (cuda_params_ && dtype_ != at::kFloat) {
+      for (auto& b : out16_) b = at::empty({chunk()}, host.dtype(dtype_));
+    }
   }
+  if (options_.params_out) device_params_ = at::Tensor();  // only the initial values were needed
 }
 
 absl::Status HostAdam::CopyGradsDown(std::int64_t offset, const at::Tensor& slice) {
@@ -119,8 +127,7 @@ void HostAdam::CopyMissingGrads(const at::Tensor& device_grads) {
 }
 
 std::int64_t HostAdam::chunk() const {
-  return std::min<std::int64_t>(std::max<std::int64_t>(1, options_.chunk_elems),
-                                std::max<std::int64_t>(1, device_params_.numel()));
+  return std::min<std::int64_t>(std::max<std::int64_t>(1, options_.chunk_elems), std::max<std::int64_t>(1, n_));
 }
 
 void HostAdam::BeginCopyUp() {
@@ -148,7 +155,7 @@ void HostAdam::EndCopyUp() {
 }
 
 absl::Status HostAdam::Step(const at::Tensor& device_grads, double lr, double beta1, double beta2, float grad_scale) {
-  const std::int64_t n = device_params_.numel();
+  const std::int64_t n = n_;
   if (device_grads.numel() != n || device_grads.scalar_type() != at::kFloat || !device_grads.is_contiguous()) {
     return absl::InvalidArgumentError(
         absl::StrCat("HostAdam: ", device_grads.numel(), " gradients for a shard of ", n));
@@ -166,7 +173,7 @@ absl::Status HostAdam::Step(const at::Tensor& device_grads, double lr, double be
   s.grad_scale = grad_scale;
   ops::CpuAdamOptions cpu;
   cpu.threads = options_.threads;
-  const ops::Half16 half = HalfType(device_params_.scalar_type());
+  const ops::Half16 half = HalfType(dtype_);
   return CallTorch("offloaded Adam step", [&] {
     const float* grads = device_grads.data_ptr<float>();
     if (cuda_grads_) {
@@ -177,6 +184,18 @@ absl::Status HostAdam::Step(const at::Tensor& device_grads, double lr, double be
     copied_.clear();
     if (swapped()) {
       StepSwapped(grads, s, cpu);
+      return;
+    }
+    if (options_.params_out) {
+      const std::int64_t chunk = this->chunk();
+      for (std::int64_t off = 0; off < n; off += chunk) {
+        const std::int64_t len = std::min(chunk, n - off);
+        float* master = master_.data_ptr<float>() + off;
+        ops::CpuAdam(master, grads + off, exp_avg_.data_ptr<float>() + off, exp_avg_sq_.data_ptr<float>() + off, len, s,
+                     {half, half == ops::Half16::kNone ? nullptr : out16_[0].data_ptr()}, cpu);
+        if (half == ops::Half16::kNone) std::memcpy(out16_[0].data_ptr(), master, len * sizeof(float));
+        Emit(off, out16_[0].narrow(0, 0, len));
+      }
       return;
     }
     if (!cuda_params_) {
@@ -210,6 +229,11 @@ std::uint64_t HostAdam::SwapBytes(std::int64_t n, std::int64_t chunk_elems) {
   return chunks * 3 * io::AlignUp(static_cast<std::size_t>(chunk) * sizeof(float));
 }
 
+void HostAdam::Emit(std::int64_t offset, const at::Tensor& values) {
+  absl::Status s = options_.params_out(offset, values);
+  if (!s.ok()) throw StatusException(s);
+}
+
 void HostAdam::WaitSwap(const io::IoHandle& h) const {
   if (!h.valid()) return;
   absl::Status s = h.Wait();
@@ -225,7 +249,7 @@ void HostAdam::FlushSwap() {
 
 void HostAdam::InitSwap() {
   const HostAdamSwap& sw = *options_.swap;
-  const std::int64_t n = device_params_.numel();
+  const std::int64_t n = n_;
   const std::int64_t chunk = this->chunk();
   const std::int64_t chunks = (n + chunk - 1) / chunk;
   stride_ = static_cast<std::int64_t>(io::AlignUp(static_cast<std::size_t>(chunk) * sizeof(float)));
@@ -243,8 +267,7 @@ void HostAdam::InitSwap() {
     bufs_.push_back({raw.narrow(0, skip, 3 * stride_), {}, {}});
   }
   if (cuda_params_) {
-    for (auto& b : out16_)
-      b = at::empty({chunk}, at::TensorOptions().dtype(device_params_.scalar_type()).pinned_memory(pin));
+    for (auto& b : out16_) b = at::empty({chunk}, at::TensorOptions().dtype(dtype_).pinned_memory(pin));
   }
   // The master weights from the parameters; the moments zero (fast_init: not written, the
   // first step makes them in memory).
@@ -264,12 +287,13 @@ void HostAdam::InitSwap() {
 
 void HostAdam::StepSwapped(const float* grads, const ops::AdamStep& s, const ops::CpuAdamOptions& cpu) {
   const HostAdamSwap& sw = *options_.swap;
-  const std::int64_t n = device_params_.numel();
+  const std::int64_t n = n_;
   const std::int64_t chunk = this->chunk();
   const std::int64_t chunks = (n + chunk - 1) / chunk;
   const std::int64_t count = static_cast<std::int64_t>(bufs_.size());
   const std::uint64_t region = static_cast<std::uint64_t>(stride_);
-  const ops::Half16 half = HalfType(device_params_.scalar_type());
+  const ops::Half16 half = HalfType(dtype_);
+  const bool staged = cuda_params_ || options_.params_out;  // the new values go through out16_
   // Sub-groups read ahead: every buffer but the one stepping (and the one writing back).
   const std::int64_t ahead = sw.pipeline_read ? std::max<std::int64_t>(0, count - 1 - (sw.pipeline_write ? 1 : 0)) : 0;
   std::int64_t next_read = 0;
@@ -290,7 +314,7 @@ void HostAdam::StepSwapped(const float* grads, const ops::AdamStep& s, const ops
     const std::int64_t off = c * chunk, len = std::min(chunk, n - off);
     const int k = static_cast<int>(c & 1);
     void* out = nullptr;
-    if (cuda_params_) {
+    if (staged) {
       if (out_done_[k]) out_done_[k]->synchronize();  // staging k is free again
       out = half == ops::Half16::kNone ? nullptr : out16_[k].data_ptr();
     } else if (half != ops::Half16::kNone) {
@@ -298,10 +322,11 @@ void HostAdam::StepSwapped(const float* grads, const ops::AdamStep& s, const ops
     }
     ops::CpuAdam(master, grads + off, m, v, len, s, {half, out}, cpu);
     if (half == ops::Half16::kNone) {  // fp32 parameters: a copy of the master weights
-      float* dst = cuda_params_ ? out16_[k].data_ptr<float>() : device_params_.data_ptr<float>() + off;
+      float* dst = staged ? out16_[k].data_ptr<float>() : device_params_.data_ptr<float>() + off;
       std::memcpy(dst, master, static_cast<std::size_t>(len) * sizeof(float));
     }
     if (cuda_params_) CopyUp(k, off, len, out16_[k].narrow(0, 0, len));
+    if (options_.params_out) Emit(off, out16_[k].narrow(0, 0, len));
     b.write = sw.io->Write(swap_file_->file(), master, 3 * region, c * 3 * region);
     if (!sw.pipeline_write) WaitSwap(std::exchange(b.write, io::IoHandle()));
   }
@@ -317,7 +342,7 @@ absl::StatusOr<HostAdam::State> HostAdam::ReadState() {
       return;
     }
     FlushSwap();
-    const std::int64_t n = device_params_.numel(), chunk = this->chunk();
+    const std::int64_t n = n_, chunk = this->chunk();
     st = {at::empty({n}, at::kFloat), at::zeros({n}, at::kFloat), at::zeros({n}, at::kFloat)};
     const std::uint64_t region = static_cast<std::uint64_t>(stride_);
     SwapBuffer& b = bufs_[0];
@@ -343,7 +368,7 @@ absl::Status HostAdam::SetMaster(const at::Tensor& values) {
     }
     FlushSwap();
     const at::Tensor flat = values.reshape({-1});
-    const std::int64_t n = device_params_.numel(), chunk = this->chunk();
+    const std::int64_t n = n_, chunk = this->chunk();
     const std::uint64_t region = static_cast<std::uint64_t>(stride_);
     SwapBuffer& b = bufs_[0];
     for (std::int64_t off = 0; off < n; off += chunk) {

@@ -28,6 +28,7 @@
 #include <c10/core/Stream.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -61,6 +62,11 @@ struct HostAdamOptions {
   // Where the gradients handed to CopyGradsDown/Step live (CUDA: copied down; CPU: read in place).
   at::Device grads_device = at::kCPU;
   std::optional<HostAdamSwap> swap;  // set: the state lives in a swap file (NVMe)
+  // Set: the updated parameters (compute dtype, host memory) are handed here sub-group by
+  // sub-group in increasing offsets (stage 3 with parameters on NVMe routes them to their
+  // units); the `device_params` given to Create then only supply the initial values and are
+  // not kept.
+  std::function<absl::Status(std::int64_t offset, const at::Tensor& values)> params_out;
 };
 
 class HostAdam {
@@ -108,14 +114,17 @@ class HostAdam {
   // One sub-group's CPU Adam output: the 16-bit values for the copy up (CUDA parameters) or
   // where the host parameters are.
   void StepSwapped(const float* grads, const ops::AdamStep& s, const ops::CpuAdamOptions& cpu);
-  void WaitSwap(const io::IoHandle& h) const;  // throws StatusException
-  void FlushSwap();                            // waits for writes in flight
+  void Emit(std::int64_t offset, const at::Tensor& values);  // params_out; throws StatusException
+  void WaitSwap(const io::IoHandle& h) const;                // throws StatusException
+  void FlushSwap();                                          // waits for writes in flight
   std::int64_t chunk() const;
   void BeginCopyUp();
   void CopyUp(int k, std::int64_t off, std::int64_t len, const at::Tensor& src);
   void EndCopyUp();
 
-  at::Tensor device_params_;
+  at::Tensor device_params_;  // undefined after Init with params_out
+  std::int64_t n_ = 0;
+  at::ScalarType dtype_;  // of the parameters
   AdamConfig config_;
   HostAdamOptions options_;
   bool cuda_grads_ = false;                   // gradients come from a CUDA device: copy them down

@@ -76,6 +76,7 @@ struct Stage3::UnitState {
   std::vector<std::int64_t> param_offsets;  // of st->params in st->full
   std::int64_t offset = 0;                  // of its shard in shard16_ / master_ / grads_
   bool persistent = false;
+  int swap_index = -1;  // >= 0: its shard lives on NVMe (param_swap_)
   // runtime
   bool live = false;  // st->full has memory holding (or receiving) the values
   std::unique_ptr<CommWork> pending;
@@ -224,6 +225,32 @@ absl::Status Stage3::Build(torch::nn::Module& model) {
     }
     grads_ = at::zeros({total}, at::TensorOptions().dtype(at::kFloat).device(options_.device));
   }));
+  if (options_.nvme) {
+    // The first max_in_cpu elements of shards stay in host memory, the rest go to NVMe.
+    std::vector<std::int64_t> swapped;
+    std::int64_t resident = 0;
+    for (auto& u : units_) {
+      const std::int64_t n = u->st->shard_size;
+      if (u->persistent || n == 0) continue;
+      if (resident + n <= options_.max_in_cpu) {
+        resident += n;
+        continue;
+      }
+      if (n > options_.nvme_buffer_elems) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "unit ", u->id, " has a shard of ", n, " elements, more than zero_optimization.offload_param.buffer_size (",
+            options_.nvme_buffer_elems, "): raise buffer_size to at least the largest shard"));
+      }
+      u->swap_index = static_cast<int>(swapped.size());
+      swapped.push_back(n);
+    }
+    if (!swapped.empty()) {
+      ASSIGN_OR_RETURN(param_swap_, ParamSwap::Create(*options_.nvme, swapped));
+      for (auto& u : units_) {
+        if (u->swap_index >= 0) RETURN_IF_ERROR(param_swap_->Write(u->swap_index, u->st->shard));
+      }
+    }
+  }
   std::vector<std::int64_t> elems;
   for (int u = 0; u < num_units(); ++u) elems.push_back(units_[u]->st->full.numel());
   schedule_ = std::make_unique<FetchSchedule>(std::move(elems), options_.schedule);
@@ -322,7 +349,12 @@ absl::Status Stage3::WaitGather(int v) {
   return st;
 }
 
-at::Tensor Stage3::GatherSource(const UnitState& s) const {
+at::Tensor Stage3::GatherSource(const UnitState& s) {
+  if (s.swap_index >= 0 && !shard16_.defined()) {
+    auto fetched = param_swap_->Fetch(s.swap_index);
+    if (!fetched.ok()) throw StatusException(fetched.status());
+    return *fetched;
+  }
   if (s.st->shard.device() == options_.device) return s.st->shard;
   // Pinned host memory: the copy is asynchronous on the current stream, which the all-gather
   // follows.
@@ -554,6 +586,7 @@ absl::Status Stage3::Sync(SyncPoint point) {
 
 absl::Status Stage3::AfterStep(bool applied) {
   if (!applied) return absl::OkStatus();
+  if (param_swap_) RETURN_IF_ERROR(param_swap_->Flush());  // the updates are on disk before any fetch
   if (master_.defined() && !master_.is_same(shard16_)) {
     RETURN_IF_ERROR(CallTorch("write 16-bit shards", [&] { shard16_.copy_(master_); }));
   }
@@ -598,7 +631,12 @@ absl::Status Stage3::ReleaseAll(int modifier_rank) {
     if (modifier_rank >= 0 && s->st->numel > 0) {
       ASSIGN_OR_RETURN(auto w, comm_.Broadcast(s->st->full, modifier_rank));
       RETURN_IF_ERROR(w->Wait());
+      if (s->swap_index >= 0 && !shard16_.defined()) {
+        RETURN_IF_ERROR(param_swap_->Write(s->swap_index,
+                                           s->st->full.narrow(0, comm_.rank() * s->st->shard_size, s->st->shard_size)));
+      }
       RETURN_IF_ERROR(CallTorch("take the modified values", [&] {
+        if (s->swap_index >= 0 && !shard16_.defined()) return;
         s->st->shard.copy_(s->st->full.narrow(0, comm_.rank() * s->st->shard_size, s->st->shard_size));
         if (master_.defined() && !master_.is_same(shard16_)) {
           master_.narrow(0, s->offset, s->st->shard_size).copy_(s->st->shard);
@@ -614,6 +652,67 @@ absl::Status Stage3::ReleaseAll(int modifier_rank) {
   return absl::OkStatus();
 }
 
+// ---- parameters on NVMe -----------------------------------------------------------------------
+
+absl::Status Stage3::DropSwappedShards() {
+  if (!param_swap_ || !shard16_.defined()) return absl::OkStatus();
+  return CallTorch("keep the host-resident shards", [&] {
+    std::int64_t resident = 0;
+    for (auto& u : units_) {
+      if (u->swap_index < 0) resident += u->st->shard_size;
+    }
+    at::Tensor kept = at::empty({resident}, shard16_.options());
+    std::int64_t at = 0;
+    for (auto& u : units_) {
+      if (u->swap_index >= 0) {
+        u->st->shard = at::Tensor();
+        continue;
+      }
+      at::Tensor slot = kept.narrow(0, at, u->st->shard_size);
+      slot.copy_(u->st->shard);
+      u->st->shard = slot;
+      at += u->st->shard_size;
+    }
+    shard16_ = at::Tensor();
+  });
+}
+
+absl::Status Stage3::UpdateShards(std::int64_t offset, const at::Tensor& values) {
+  const std::int64_t end = offset + values.numel();
+  for (auto& u : units_) {
+    const std::int64_t b = std::max(offset, u->offset), e = std::min(end, u->offset + u->st->shard_size);
+    if (b >= e) continue;
+    const at::Tensor part = values.narrow(0, b - offset, e - b);
+    if (u->swap_index >= 0) {
+      RETURN_IF_ERROR(param_swap_->Put(u->swap_index, b - u->offset, part));
+    } else {
+      RETURN_IF_ERROR(
+          CallTorch("update a host shard", [&] { u->st->shard.narrow(0, b - u->offset, e - b).copy_(part); }));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<at::Tensor> Stage3::ShardValues() {
+  if (shard16_.defined()) return shard16_;
+  if (param_swap_) RETURN_IF_ERROR(param_swap_->Flush());
+  at::Tensor out;
+  std::int64_t total = 0;
+  for (auto& u : units_) total += u->st->shard_size;
+  RETURN_IF_ERROR(CallTorch("collect the shards",
+                            [&] { out = at::empty({total}, at::TensorOptions().dtype(options_.compute_dtype)); }));
+  for (auto& u : units_) {
+    at::Tensor slot = out.narrow(0, u->offset, u->st->shard_size);
+    if (u->swap_index >= 0) {
+      ASSIGN_OR_RETURN(at::Tensor fetched, param_swap_->Fetch(u->swap_index));
+      RETURN_IF_ERROR(CallTorch("collect a shard", [&] { slot.copy_(fetched); }));
+    } else {
+      RETURN_IF_ERROR(CallTorch("collect a shard", [&] { slot.copy_(u->st->shard); }));
+    }
+  }
+  return out;
+}
+
 // ---- introspection ----------------------------------------------------------------------------
 
 std::int64_t Stage3::persistent_elems() const { return units_.back()->st->numel; }
@@ -621,7 +720,8 @@ std::int64_t Stage3::persistent_elems() const { return units_.back()->st->numel;
 bool Stage3::gathered(int unit) const { return units_[unit]->live; }
 
 std::int64_t Stage3::ParameterBytes() const {
-  std::int64_t bytes = shard16_.device() == options_.device ? shard16_.nbytes() : 0;  // offloaded shards do not count
+  // Offloaded shards (host memory, NVMe) do not count.
+  std::int64_t bytes = shard16_.defined() && shard16_.device() == options_.device ? shard16_.nbytes() : 0;
   for (const auto& s : units_) bytes += static_cast<std::int64_t>(s->st->full.storage().nbytes());
   return bytes;
 }

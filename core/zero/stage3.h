@@ -30,6 +30,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,7 @@
 #include "absl/status/statusor.h"
 #include "core/comm/communicator.h"
 #include "core/zero/fetch_schedule.h"
+#include "core/zero/param_swap.h"
 #include "core/zero/rounds.h"
 #include "core/zero/unit.h"
 
@@ -68,6 +70,12 @@ struct Stage3Options {
   // all-gather, which the fetch schedule starts ahead of use.
   bool offload_params = false;
   bool pin_memory = true;
+  // offload_param device nvme (with offload_params and external_master): the shards of the
+  // units past the first max_in_cpu elements live in a swap file (param_swap.h) instead of host
+  // memory, read just before their all-gather.  No shard may exceed nvme_buffer_elems.
+  std::optional<ParamSwapOptions> nvme;
+  std::int64_t max_in_cpu = 1000000000;        // offload_param.max_in_cpu
+  std::int64_t nvme_buffer_elems = 100000000;  // offload_param.buffer_size
 };
 
 // Counters for benchmarks and tests.
@@ -107,8 +115,20 @@ class Stage3 : public UnitFetcher {
   const at::Tensor& master() const { return master_; }
   const at::Tensor& grads() const { return grads_; }
   // The same shards in the compute dtype: what units gather from (host memory with
-  // offload_params).  With external_master the optimizer writes its updates here.
+  // offload_params).  With external_master the optimizer writes its updates here.  With
+  // parameters on NVMe it holds the initial values until DropSwappedShards(); the optimizer
+  // hands its updates to UpdateShards() instead.
   const at::Tensor& params() const { return shard16_; }
+  // NVMe parameters: forgets params() (the optimizer has taken its initial values), keeping only
+  // the shards that stay in host memory.
+  [[nodiscard]] absl::Status DropSwappedShards();
+  // NVMe parameters: new values of [offset, offset + values.numel()) of the shards (offsets
+  // increasing within a step), written to their units' home.
+  [[nodiscard]] absl::Status UpdateShards(std::int64_t offset, const at::Tensor& values);
+  // This rank's shards in the compute dtype, wherever they live (a fresh host copy when some
+  // are on NVMe).
+  [[nodiscard]] absl::StatusOr<at::Tensor> ShardValues();
+  const ParamSwap* param_swap() const { return param_swap_.get(); }
 
   // Scoped full parameters (the role of DeepSpeed's GatheredParameters); every rank calls them
   // at the same point.  GatherAll gathers every unit and keeps it; ReleaseAll gives them back,
@@ -147,7 +167,7 @@ class Stage3 : public UnitFetcher {
   absl::Status StartGather(int unit, bool keep);
   absl::Status WaitGather(int unit);
   // The all-gather source of a unit on the device (a staged copy with offload_params).
-  at::Tensor GatherSource(const UnitState& s) const;
+  at::Tensor GatherSource(const UnitState& s);
   absl::Status Reduce(int unit);
   absl::Status Release(int unit);
   void CollectGrads(int unit);
@@ -160,9 +180,10 @@ class Stage3 : public UnitFetcher {
   std::vector<std::unique_ptr<UnitState>> units_;  // units, then the persistent group
   std::vector<UnitBase*> attached_;
   std::unique_ptr<FetchSchedule> schedule_;
-  at::Tensor shard16_;  // [sum of shard sizes] compute dtype: the gather sources
-  at::Tensor master_;   // fp32 on the device (shard16_ itself when both are); undefined with external_master
-  at::Tensor grads_;    // fp32
+  at::Tensor shard16_;                     // [sum of shard sizes] compute dtype: the gather sources
+  std::unique_ptr<ParamSwap> param_swap_;  // offload_param nvme
+  at::Tensor master_;  // fp32 on the device (shard16_ itself when both are); undefined with external_master
+  at::Tensor grads_;   // fp32
   std::int64_t partitioned_elems_ = 0;
   std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;
   std::vector<std::uintptr_t> hook_keys_;

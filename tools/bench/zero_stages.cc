@@ -12,7 +12,8 @@
 // with fp32 master weights, --gas accumulates micro-steps, --offload runs each stage with the
 // optimizer state in host memory (CPU Adam on --threads threads per rank), the parameter shards
 // (stage 3), both, or the optimizer state on NVMe (nvme: swap files under --nvme_path, stage
-// 3, --buffer_count sub-groups of --sub_group_size in host memory, pipelined).  Reports per stage and offload the
+// 3, --buffer_count sub-groups of --sub_group_size in host memory, pipelined), and the
+// parameter shards too (nvme_both, max_in_cpu 0).  Reports per stage and offload the
 // median optimizer-step time over --steps after --warmup steps (--gas x (forward + backward) + reduce + optimizer +
 // gather, on rank 0, ranks started together by a barrier), the samples per second it makes, the payload bytes each rank
 // sent per step and the part of it that was parameter all-gathers (Communicator::stats: all-reduce = the buffer, reduce
@@ -58,7 +59,7 @@ ABSL_FLAG(bool, bf16, false, "bf16 compute with fp32 master weights (else fp32)"
 ABSL_FLAG(int, gas, 1, "gradient_accumulation_steps");
 ABSL_FLAG(std::string, offload, "none",
           "offload variants to run: none, optimizer, param (stage 3), both (stage 3), nvme (optimizer state on "
-          "NVMe, stage 3)");
+          "NVMe, stage 3), nvme_both (optimizer state and parameter shards on NVMe, stage 3)");
 ABSL_FLAG(std::string, nvme_path, "/tmp", "--offload=nvme: the swap directory");
 ABSL_FLAG(int64_t, sub_group_size, 1000000000, "zero_optimization.sub_group_size");
 ABSL_FLAG(int, buffer_count, 4, "--offload=nvme: offload_optimizer.buffer_count (sub-groups in host memory)");
@@ -94,10 +95,16 @@ std::string OffloadJson(absl::string_view offload) {
   if (offload == "optimizer") return sub_group + optimizer;
   if (offload == "param") return sub_group + param;
   if (offload == "both") return sub_group + optimizer + param;
-  if (offload == "nvme") {
-    return sub_group + absl::StrFormat(R"(, "offload_optimizer": {"device": "nvme", "nvme_path": "%s",
+  if (offload == "nvme" || offload == "nvme_both") {
+    std::string json = sub_group + absl::StrFormat(R"(, "offload_optimizer": {"device": "nvme", "nvme_path": "%s",
         "pin_memory": true, "buffer_count": %d, "pipeline_read": true, "pipeline_write": true, "fast_init": true})",
-                                       absl::GetFlag(FLAGS_nvme_path), absl::GetFlag(FLAGS_buffer_count));
+                                                   absl::GetFlag(FLAGS_nvme_path), absl::GetFlag(FLAGS_buffer_count));
+    if (offload == "nvme_both") {
+      absl::StrAppend(&json, absl::StrFormat(R"(, "offload_param": {"device": "nvme", "nvme_path": "%s",
+          "pin_memory": true, "max_in_cpu": 0})",
+                                             absl::GetFlag(FLAGS_nvme_path)));
+    }
+    return json;
   }
   return sub_group;
 }
@@ -206,8 +213,9 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_threads));
   std::vector<std::string> offloads = absl::StrSplit(absl::GetFlag(FLAGS_offload), ',');
   for (const std::string& o : offloads) {
-    if (o != "none" && o != "optimizer" && o != "param" && o != "both" && o != "nvme") {
-      std::fprintf(stderr, "zero_stages: bad --offload entry '%s' (none, optimizer, param, both, nvme)\n", o.c_str());
+    if (o != "none" && o != "optimizer" && o != "param" && o != "both" && o != "nvme" && o != "nvme_both") {
+      std::fprintf(stderr, "zero_stages: bad --offload entry '%s' (none, optimizer, param, both, nvme, nvme_both)\n",
+                   o.c_str());
       return 2;
     }
   }
@@ -219,8 +227,8 @@ int main(int argc, char** argv) {
       return 2;
     }
     for (const std::string& offload : offloads) {
-      if (stage != 3 && (offload == "param" || offload == "both" || offload == "nvme")) continue;  // stage 3 only
-      if (stage == 0 && offload == "optimizer") continue;                                          // stages 1-3 only
+      if (stage != 3 && offload != "none" && offload != "optimizer") continue;  // stage 3 only
+      if (stage == 0 && offload == "optimizer") continue;                       // stages 1-3 only
       auto r = RunStage(stage, offload);
       const std::string name =
           offload == "none" ? absl::StrCat("stage", stage) : absl::StrCat("stage", stage, "_offload_", offload);
@@ -231,7 +239,7 @@ int main(int argc, char** argv) {
       const double samples_per_s = 1e3 * gas * absl::GetFlag(FLAGS_micro) * world / r->median_ms;
       std::string peak =
           r->peak_cuda >= 0 ? absl::StrFormat(", peak CUDA memory %.1f MB", r->peak_cuda / 1e6) : std::string();
-      if (offload == "nvme") {
+      if (offload == "nvme" || offload == "nvme_both") {
         const double budget =
             12.0 * absl::GetFlag(FLAGS_buffer_count) * std::min<double>(absl::GetFlag(FLAGS_sub_group_size), r->params);
         absl::StrAppend(&peak, absl::StrFormat(", NVMe swap (%s) %.1f MB read + %.1f MB written per step = %.2f GB/s "
