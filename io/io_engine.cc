@@ -1,8 +1,10 @@
 #include "io/io_engine.h"
 
 #include <liburing.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -15,6 +17,12 @@
 #include "io/aligned_buffer.h"
 
 namespace zt::io {
+namespace {
+
+constexpr unsigned kFixedSlots = 64;  // registered buffers per ring
+
+}  // namespace
+
 namespace internal {
 
 struct Completion {
@@ -39,6 +47,7 @@ struct Piece {
   bool write = false;
   std::size_t done = 0;  // bytes already transferred (short transfers resume here)
   int stalls = 0;        // writes that moved no byte
+  int fixed = -1;        // registered buffer slot holding buf, or -1
   std::shared_ptr<Completion> completion;
   std::atomic<std::uint64_t>* bytes = nullptr;
 
@@ -61,25 +70,32 @@ struct Piece {
 
 class Worker {
  public:
-  explicit Worker(const AioOptions& options) : options_(options) {}
+  // Without a valid ring the worker runs pread/pwrite.
+  Worker(const AioOptions& options, Ring ring) : options_(options), ring_(std::move(ring)) {}
   ~Worker() {
     {
       absl::MutexLock lock(&mu_);
       stop_ = true;
     }
     if (thread_.joinable()) thread_.join();
-    if (has_ring_) io_uring_queue_exit(&ring_);  // (the worker cleared it if the ring failed)
   }
 
-  // 0 or -errno of io_uring_queue_init.
-  int InitRing() {
-    const int rc = io_uring_queue_init(static_cast<unsigned>(options_.queue_depth), &ring_, 0);
-    has_ring_ = rc == 0;
-    return rc;
-  }
   void Start() {
-    thread_ = std::thread([this] { has_ring_ ? RunRing() : RunSync(); });
+    thread_ = std::thread([this] { ring_.valid() ? RunRing() : RunSync(); });
   }
+  // Installs `iov` in fixed-buffer slot `index` of this worker's ring (an empty iovec clears
+  // it); false without a ring or a sparse table.
+  bool SetFixed(int index, const iovec& iov) {
+    if (!ring_.valid() || !fixed_table_) return false;
+    __u64 tag = 0;
+    return io_uring_register_buffers_update_tag(ring_.get(), static_cast<unsigned>(index), &iov, &tag, 1) == 1;
+  }
+  // A sparse table of `slots` fixed buffers (kernel 5.19+); false where the kernel has none.
+  bool InitFixedTable(unsigned slots) {
+    fixed_table_ = ring_.valid() && io_uring_register_buffers_sparse(ring_.get(), slots) == 0;
+    return fixed_table_;
+  }
+
   void Push(std::unique_ptr<Piece> p) {
     absl::MutexLock lock(&mu_);
     queue_.push_back(std::move(p));
@@ -112,35 +128,38 @@ class Worker {
       const std::size_t busy = inflight_.size() + local.size();
       if (!Take(local, depth > busy ? depth - busy : 0, /*block=*/busy == 0)) return;
       while (!local.empty() && inflight_.size() < depth) {
-        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+        io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
         if (sqe == nullptr) break;
         Piece* p = local.front().release();
         local.pop_front();
-        if (p->write) {
-          io_uring_prep_write(sqe, p->fd, p->buf + p->done, static_cast<unsigned>(p->len - p->done),
-                              p->offset + p->done);
+        const unsigned n = static_cast<unsigned>(p->len - p->done);
+        if (p->fixed >= 0 && p->write) {
+          io_uring_prep_write_fixed(sqe, p->fd, p->buf + p->done, n, p->offset + p->done, p->fixed);
+        } else if (p->fixed >= 0) {
+          io_uring_prep_read_fixed(sqe, p->fd, p->buf + p->done, n, p->offset + p->done, p->fixed);
+        } else if (p->write) {
+          io_uring_prep_write(sqe, p->fd, p->buf + p->done, n, p->offset + p->done);
         } else {
-          io_uring_prep_read(sqe, p->fd, p->buf + p->done, static_cast<unsigned>(p->len - p->done),
-                             p->offset + p->done);
+          io_uring_prep_read(sqe, p->fd, p->buf + p->done, n, p->offset + p->done);
         }
         io_uring_sqe_set_data(sqe, p);
         inflight_.insert(p);
         if (options_.single_submit) SubmitPending();
-        if (!has_ring_) break;
+        if (!ring_.valid()) break;
       }
-      if (has_ring_) SubmitPending();
-      if (!has_ring_) break;
+      if (!ring_.valid()) break;
       if (inflight_.empty()) continue;
-      // overlap_events: refill as soon as one piece completes; otherwise drain the batch.
-      io_uring_cqe* cqe = nullptr;
+      // Submit what is prepared and wait in one system call: for one completion with
+      // overlap_events (refill as soon as a piece is done), else for the whole batch.
       const unsigned want = options_.overlap_events ? 1u : static_cast<unsigned>(inflight_.size());
-      const int rc = io_uring_wait_cqe_nr(&ring_, &cqe, want);
-      if (rc < 0 && rc != -EINTR && rc != -EAGAIN) {
+      const int rc = io_uring_submit_and_wait(ring_.get(), want);
+      if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
         FailRing(-rc);
         break;
       }
+      io_uring_cqe* cqe = nullptr;
       unsigned head = 0, seen = 0;
-      io_uring_for_each_cqe(&ring_, head, cqe) {
+      io_uring_for_each_cqe(ring_.get(), head, cqe) {
         ++seen;
         Piece* p = static_cast<Piece*>(io_uring_cqe_get_data(cqe));
         inflight_.erase(p);
@@ -163,7 +182,7 @@ class Worker {
           local.emplace_back(p);  // short transfer: the remainder goes again
         }
       }
-      io_uring_cq_advance(&ring_, seen);
+      io_uring_cq_advance(ring_.get(), seen);
     }
     // Only after a ring failure: the rest (taken or still queued) goes through pread/pwrite.
     for (auto& p : local) {
@@ -174,11 +193,11 @@ class Worker {
   }
 
   void SubmitPending() {
-    while (io_uring_sq_ready(&ring_) > 0) {
-      const int rc = io_uring_submit(&ring_);
+    while (io_uring_sq_ready(ring_.get()) > 0) {
+      const int rc = io_uring_submit(ring_.get());
       if (rc >= 0 || rc == -EINTR) continue;
       if (rc != -EAGAIN && rc != -EBUSY) FailRing(-rc);
-      return;  // EAGAIN/EBUSY: completions first, resubmitted next round
+      return;  // EAGAIN/EBUSY: completions first, resubmitted with the next wait
     }
   }
 
@@ -188,8 +207,7 @@ class Worker {
   void FailRing(int err) {
     const absl::Status s =
         absl::Status(absl::ErrnoToStatusCode(err), absl::StrCat("io_uring ring failed: ", std::strerror(err)));
-    io_uring_queue_exit(&ring_);
-    has_ring_ = false;
+    ring_ = Ring();
     for (Piece* p : inflight_) Finish(p, s);
     inflight_.clear();
   }
@@ -227,13 +245,42 @@ class Worker {
   absl::Mutex mu_;
   std::deque<std::unique_ptr<Piece>> queue_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  io_uring ring_{};
-  bool has_ring_ = false;
+  Ring ring_;
+  bool fixed_table_ = false;
   std::unordered_set<Piece*> inflight_;  // submitted to the ring, not yet completed
   std::thread thread_;
 };
 
 }  // namespace internal
+
+absl::StatusOr<Ring> Ring::Create(unsigned entries) {
+  auto ring = std::make_unique<io_uring>();
+  const int rc = io_uring_queue_init(entries, ring.get(), 0);
+  if (rc < 0) {
+    return absl::Status(absl::ErrnoToStatusCode(-rc),
+                        absl::StrCat("io_uring_queue_init(", entries, "): ", std::strerror(-rc)));
+  }
+  Ring r;
+  r.ring_ = ring.release();
+  return r;
+}
+
+Ring::Ring(Ring&& other) noexcept : ring_(std::exchange(other.ring_, nullptr)) {}
+
+Ring& Ring::operator=(Ring&& other) noexcept {
+  if (this != &other) {
+    this->~Ring();
+    ring_ = std::exchange(other.ring_, nullptr);
+  }
+  return *this;
+}
+
+Ring::~Ring() {
+  if (ring_ == nullptr) return;
+  io_uring_queue_exit(ring_);
+  delete ring_;
+  ring_ = nullptr;
+}
 
 absl::Status IoHandle::Wait() const {
   if (completion_ == nullptr) return absl::FailedPreconditionError("IoHandle::Wait on an empty handle");
@@ -267,30 +314,104 @@ absl::StatusOr<std::unique_ptr<IoEngine>> IoEngine::Create(const AioOptions& opt
     ring = false;
     e->fallback_reason_ = "io_uring disabled by ZT_IO_URING=0";
   }
-  for (int i = 0; i < options.thread_count; ++i) {
-    auto w = std::make_unique<internal::Worker>(options);
-    if (ring) {
-      const int rc = w->InitRing();
-      if (rc < 0) {
-        if (rc != -EPERM && rc != -ENOSYS && rc != -EACCES && rc != -EOPNOTSUPP) {
-          return absl::Status(absl::ErrnoToStatusCode(-rc),
-                              absl::StrCat("io_uring_queue_init(", options.queue_depth, "): ", std::strerror(-rc)));
-        }
-        // Not available here at all: every worker uses pread/pwrite (rings already made stay
-        // unused, so the workers behave alike).
-        ring = false;
-        e->fallback_reason_ = absl::StrCat("io_uring unavailable (", std::strerror(-rc), ")");
-        for (auto& made : e->workers_) made = std::make_unique<internal::Worker>(options);
-        w = std::make_unique<internal::Worker>(options);
-      }
+  std::vector<Ring> rings(options.thread_count);
+  for (Ring& r : rings) {
+    if (!ring) break;
+    absl::StatusOr<Ring> made = Ring::Create(static_cast<unsigned>(options.queue_depth));
+    if (made.ok()) {
+      r = std::move(*made);
+    } else if (made.status().code() == absl::StatusCode::kPermissionDenied ||
+               made.status().code() == absl::StatusCode::kUnimplemented) {
+      // Not available here at all: every worker uses pread/pwrite, so the workers behave alike.
+      ring = false;
+      e->fallback_reason_ = absl::StrCat("io_uring unavailable (", made.status().message(), ")");
+    } else {
+      return made.status();
     }
-    e->workers_.push_back(std::move(w));
+  }
+  for (Ring& r : rings) {
+    e->workers_.push_back(std::make_unique<internal::Worker>(options, ring ? std::move(r) : Ring()));
+  }
+  bool fixed = ring;
+  for (auto& w : e->workers_) fixed = fixed && w->InitFixedTable(kFixedSlots);
+  {
+    absl::MutexLock lock(&e->regions_mu_);
+    e->slot_used_.assign(fixed ? kFixedSlots : 0, false);
   }
   for (auto& w : e->workers_) w->Start();
   return e;
 }
 
 IoEngine::IoEngine(const AioOptions& options) : options_(options) {}
+
+bool IoEngine::RegisterBuffer(void* data, std::size_t len) {
+  // One slot per GiB (the kernel's limit for a fixed buffer).
+  constexpr std::size_t kMaxFixed = std::size_t{1} << 30;
+  const auto begin = reinterpret_cast<std::uintptr_t>(data);
+  absl::MutexLock lock(&regions_mu_);
+  std::vector<int> slots;
+  for (std::size_t at = 0; at < len; at += kMaxFixed) {
+    int free = -1;
+    for (std::size_t i = 0; i < slot_used_.size(); ++i) {
+      if (!slot_used_[i] && std::find(slots.begin(), slots.end(), static_cast<int>(i)) == slots.end()) {
+        free = static_cast<int>(i);
+        break;
+      }
+    }
+    if (free < 0) return false;
+    slots.push_back(free);
+  }
+  std::vector<Region> added;
+  for (std::size_t k = 0; k < slots.size(); ++k) {
+    const std::size_t at = k * kMaxFixed;
+    iovec iov{static_cast<std::uint8_t*>(data) + at, std::min(kMaxFixed, len - at)};
+    for (auto& w : workers_) {
+      if (!w->SetFixed(slots[k], iov)) {
+        // Undo what this call installed; the region stays unregistered.
+        const iovec none{nullptr, 0};
+        for (auto& u : workers_) {
+          for (int s : slots) (void)u->SetFixed(s, none);
+        }
+        return false;
+      }
+    }
+    added.push_back({begin + at, begin + at + iov.iov_len, slots[k]});
+  }
+  for (const Region& r : added) {
+    slot_used_[r.index] = true;
+    regions_.push_back(r);
+  }
+  return true;
+}
+
+void IoEngine::UnregisterBuffer(void* data) {
+  const auto begin = reinterpret_cast<std::uintptr_t>(data);
+  absl::MutexLock lock(&regions_mu_);
+  // The region's slots: those starting at `data` and the 1 GiB pieces following it.
+  std::uintptr_t next = begin;
+  for (bool found = true; found;) {
+    found = false;
+    for (auto it = regions_.begin(); it != regions_.end(); ++it) {
+      if (it->begin != next) continue;
+      const iovec none{nullptr, 0};
+      for (auto& w : workers_) (void)w->SetFixed(it->index, none);
+      slot_used_[it->index] = false;
+      next = it->end;
+      regions_.erase(it);
+      found = true;
+      break;
+    }
+  }
+}
+
+int IoEngine::FixedIndex(const std::uint8_t* p, std::size_t len) {
+  const auto b = reinterpret_cast<std::uintptr_t>(p);
+  absl::MutexLock lock(&regions_mu_);
+  for (const Region& r : regions_) {
+    if (b >= r.begin && b + len <= r.end) return r.index;
+  }
+  return -1;
+}
 
 IoEngine::~IoEngine() { workers_.clear(); }
 
@@ -327,6 +448,11 @@ IoHandle IoEngine::Submit(const File& file, std::uint8_t* buf, std::size_t len, 
     completion->pending = static_cast<int>(pieces);
   }
   std::uint64_t w = next_worker_.fetch_add(pieces);
+  bool none_registered;
+  {
+    absl::MutexLock lock(&regions_mu_);
+    none_registered = regions_.empty();
+  }
   for (std::size_t i = 0; i < pieces; ++i, ++w) {
     auto p = std::make_unique<internal::Piece>();
     p->fd = file.fd();
@@ -337,6 +463,7 @@ IoHandle IoEngine::Submit(const File& file, std::uint8_t* buf, std::size_t len, 
     p->write = write;
     p->completion = completion;
     p->bytes = write ? &bytes_written_ : &bytes_read_;
+    if (!none_registered) p->fixed = FixedIndex(p->buf, p->len);
     workers_[w % workers_.size()]->Push(std::move(p));
   }
   return handle;

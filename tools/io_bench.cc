@@ -5,17 +5,21 @@
 //
 // The workload: one file of --file_size, written then read front to back in --block_size
 // pieces with --queue_depth pieces in flight on each of --threads workers (rings), O_DIRECT
-// unless --direct=false.  The data is validated first (written, read back, compared), then each
+// unless --direct=false, through one host buffer of --buffer_size bytes (mlocked and
+// registered with the rings unless --lock=false / --register=false; --buffer_size set to the
+// file size is DeepSpeed ds_io's workload).  The data is validated first (written, read back, compared), then each
 // direction is timed --repeats times and the best run counts.  When fio is on PATH the same
 // workload runs through `fio --ioengine=io_uring` and `--ioengine=libaio` (--numjobs=threads,
 // each job its 1/threads of the file, --iodepth=queue_depth, --direct), taking turns with the
 // engine run by run, best run each.  The last line reads
 //   read_gbps=<r> write_gbps=<w> fio_read_gbps=<fr> fio_write_gbps=<fw> read_ratio=<r/fr> write_ratio=<w/fw>
 // (fio figures are those of io_uring; "nan" without fio).  GB is 1e9 bytes.
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -48,6 +52,11 @@ ABSL_FLAG(bool, overlap_events, true, "aio.overlap_events");
 ABSL_FLAG(bool, io_uring, true, "false: the pread/pwrite workers");
 ABSL_FLAG(int, repeats, 3, "timed runs per direction");
 ABSL_FLAG(bool, fio, true, "run fio beside, when it is on PATH");
+ABSL_FLAG(bool, lock, true, "mlock the host buffer (page-locked, as pinned buffers are in training)");
+ABSL_FLAG(bool, register, true, "register the host buffer with the rings (io_uring fixed buffers) where possible");
+ABSL_FLAG(std::string, buffer_size, "64M",
+          "host buffer and request size (the file size: one request over a buffer as large as the file, as "
+          "DeepSpeed's ds_io does)");
 
 namespace {
 
@@ -196,17 +205,28 @@ absl::Status Run() {
     buffered = std::move(*b);
     target = &buffered;
   }
-  // Requests of 64 MiB or one full queue of every worker, whichever is larger.
+  // Requests of --buffer_size bytes (at least one full queue of every worker), all from / into
+  // one host buffer of that size.
+  auto buffer_size = ParseBytes("buffer_size", absl::GetFlag(FLAGS_buffer_size));
+  if (!buffer_size.ok()) return buffer_size.status();
   const std::size_t chunk = static_cast<std::size_t>(
-      std::min<std::uint64_t>(size, std::max<std::uint64_t>(64ull << 20, *block * depth * threads)));
+      std::min<std::uint64_t>(size, io::AlignUp(std::max<std::uint64_t>(*buffer_size, *block * depth * threads))));
   auto buf = io::AlignedBuffer::Create(chunk);
   if (!buf.ok()) return buf.status();
+  if (absl::GetFlag(FLAGS_lock) && ::mlock(buf->data(), buf->size()) != 0) {
+    std::printf("mlock of the %zu-byte buffer failed (%s): the buffer stays pageable\n", buf->size(),
+                std::strerror(errno));
+  }
+  const bool fixed = absl::GetFlag(FLAGS_register) && (*engine)->RegisterBuffer(buf->data(), buf->size());
   const Workload w{target, size, chunk};
 
-  std::printf("io_bench: %s, file %.2f GB, block %llu B, queue depth %d, %d thread(s), %s, %s, O_DIRECT %s\n",
-              dir.c_str(), size / 1e9, static_cast<unsigned long long>(*block), depth, threads,
-              (*engine)->uses_io_uring() ? "io_uring" : ("pread/pwrite: " + (*engine)->fallback_reason()).c_str(),
-              aio.single_submit ? "single submit" : "batched submit", direct ? "on" : "off");
+  std::printf(
+      "io_bench: %s, file %.2f GB, block %llu B, queue depth %d, %d thread(s), %s, %s, O_DIRECT %s, host buffer %.1f "
+      "MB%s%s\n",
+      dir.c_str(), size / 1e9, static_cast<unsigned long long>(*block), depth, threads,
+      (*engine)->uses_io_uring() ? "io_uring" : ("pread/pwrite: " + (*engine)->fallback_reason()).c_str(),
+      aio.single_submit ? "single submit" : "batched submit", direct ? "on" : "off", chunk / 1e6,
+      absl::GetFlag(FLAGS_lock) ? ", locked" : "", fixed ? ", registered" : "");
   if (absl::Status s = Validate(**engine, w, *buf); !s.ok()) return s;
   std::printf("validated: %.2f GB written and read back intact\n", size / 1e9);
   // Engine and fio take turns, run by run, so that drift in the disk (a VM's, a shared one)

@@ -173,6 +173,7 @@ std::vector<std::string> ListNotImplemented(const Json& doc, const Config& c) {
         "ZeRO-Infinity: parameters on NVMe need the whole optimizer state offloaded too (offload_optimizer device "
         "cpu or nvme, ratio 1)");
   }
+  add_if_true("aio.use_gds", "GPUDirect Storage: swap files move through host buffers");
   if (const Json* zenflow = Lookup(doc, "zero_optimization.zenflow")) {
     add("zero_optimization.zenflow", *zenflow, "ZenFlow");
   }

@@ -152,6 +152,9 @@ TEST(Config, OffloadBeyondWhatTheStageAllows) {
                         "offload_param": {"device": "nvme", "nvme_path": "/x"}}})");
   ASSERT_THAT(nvme, IsOk());
   EXPECT_THAT(nvme->not_implemented, IsEmpty());
+  auto gds = Parse(R"({"aio": {"use_gds": true}})");
+  ASSERT_THAT(gds, IsOk());
+  EXPECT_THAT(gds->not_implemented, ElementsAre("aio.use_gds=true (GPUDirect Storage: swap files move through host buffers)"));
   auto params_only =
       Parse(R"({"zero_optimization": {"stage": 3, "offload_param": {"device": "nvme", "nvme_path": "/x"}}})");
   ASSERT_THAT(params_only, IsOk());

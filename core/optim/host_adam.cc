@@ -52,6 +52,7 @@ HostAdam::~HostAdam() {
     for (io::IoHandle* h : {&b.read, &b.write}) {
       if (h->valid()) (void)h->Wait();
     }
+    if (b.registered) options_.swap->io->UnregisterBuffer(b.mem.data_ptr());
   }
   for (auto& e : out_done_) {
     if (e) e->synchronize();
@@ -265,6 +266,8 @@ void HostAdam::InitSwap() {
     const auto addr = reinterpret_cast<std::uintptr_t>(raw.data_ptr());
     const std::int64_t skip = static_cast<std::int64_t>(io::AlignUp(addr) - addr);
     bufs_.push_back({raw.narrow(0, skip, 3 * stride_), {}, {}});
+    // Fixed buffers where the rings take them: the kernel then skips pinning pages per request.
+    bufs_.back().registered = sw.io->RegisterBuffer(bufs_.back().mem.data_ptr(), 3 * stride_);
   }
   if (cuda_params_) {
     for (auto& b : out16_) b = at::empty({chunk}, at::TensorOptions().dtype(dtype_).pinned_memory(pin));

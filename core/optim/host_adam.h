@@ -142,6 +142,7 @@ class HostAdam {
   struct SwapBuffer {
     at::Tensor mem;  // 3 * stride bytes, 4 KiB aligned: master | exp_avg | exp_avg_sq
     io::IoHandle read, write;
+    bool registered = false;  // with the IoEngine's rings (fixed buffer)
   };
   std::optional<io::SwapFile> swap_file_;
   std::vector<SwapBuffer> bufs_;

@@ -52,6 +52,7 @@ ParamSwap::~ParamSwap() {
   for (Buffer& b : buffers_) {
     if (b.write.valid()) (void)b.write.Wait();
     if (b.copied) b.copied->synchronize();
+    if (b.registered) options_.io->UnregisterBuffer(b.mem.data_ptr());
   }
 }
 
@@ -65,6 +66,7 @@ void ParamSwap::Init() {
                                at::TensorOptions().dtype(at::kByte).pinned_memory(pin));
     const auto addr = reinterpret_cast<std::uintptr_t>(raw.data_ptr());
     buffers_.push_back({raw.narrow(0, static_cast<std::int64_t>(io::AlignUp(addr) - addr), bytes), {}, {}});
+    buffers_.back().registered = options_.io->RegisterBuffer(buffers_.back().mem.data_ptr(), bytes);
   }
 }
 

@@ -64,6 +64,7 @@ class ParamSwap {
     at::Tensor mem;  // aligned bytes
     io::IoHandle write;
     std::optional<c10::Event> copied;  // the copy up from it (CUDA)
+    bool registered = false;           // with the IoEngine's rings (fixed buffer)
   };
   ParamSwap(const ParamSwapOptions& options, std::vector<std::int64_t> shard_elems);
   void Init();
