@@ -213,7 +213,12 @@ class Looper : public Model {
   std::shared_ptr<Unit<torch::nn::LinearImpl>> cell_;
 };
 
+// Ranks are threads of one process sharing LibTorch's default generator: seeding and drawing
+// must not interleave with another rank's, or rank 0 starts from other values than the
+// reference (seen once on a 32-thread host).
 std::shared_ptr<Looper> MakeLooper() {
+  static std::mutex seed_mutex;
+  std::lock_guard<std::mutex> lock(seed_mutex);
   at::manual_seed(5);
   return std::make_shared<Looper>(16);
 }
