@@ -52,7 +52,6 @@ HostAdam::~HostAdam() {
     for (io::IoHandle* h : {&b.read, &b.write}) {
       if (h->valid()) (void)h->Wait();
     }
-    if (b.registered) options_.swap->io->UnregisterBuffer(b.mem.data_ptr());
   }
   for (auto& e : out_done_) {
     if (e) e->synchronize();
@@ -260,14 +259,7 @@ void HostAdam::InitSwap() {
   const bool pin = (cuda_params_ || cuda_grads_) && options_.pin_memory;
   const int count = static_cast<int>(std::min<std::int64_t>(std::max(1, sw.buffer_count), chunks));
   for (int i = 0; i < count; ++i) {
-    // Over-allocate by one alignment unit and take the aligned part: O_DIRECT needs it.
-    at::Tensor raw = at::empty({3 * stride_ + static_cast<std::int64_t>(io::kDirectIoAlignment)},
-                               at::TensorOptions().dtype(at::kByte).pinned_memory(pin));
-    const auto addr = reinterpret_cast<std::uintptr_t>(raw.data_ptr());
-    const std::int64_t skip = static_cast<std::int64_t>(io::AlignUp(addr) - addr);
-    bufs_.push_back({raw.narrow(0, skip, 3 * stride_), {}, {}});
-    // Fixed buffers where the rings take them: the kernel then skips pinning pages per request.
-    bufs_.back().registered = sw.io->RegisterBuffer(bufs_.back().mem.data_ptr(), 3 * stride_);
+    bufs_.push_back({IoBuffer::Allocate(sw.io, 3 * stride_, pin), {}, {}});
   }
   if (cuda_params_) {
     for (auto& b : out16_) b = at::empty({chunk}, at::TensorOptions().dtype(dtype_).pinned_memory(pin));
@@ -279,7 +271,7 @@ void HostAdam::InitSwap() {
     SwapBuffer& b = bufs_[c % count];
     WaitSwap(std::exchange(b.write, io::IoHandle()));
     const std::int64_t off = c * chunk, len = std::min(chunk, n - off);
-    float* base = static_cast<float*>(b.mem.data_ptr());
+    float* base = static_cast<float*>(b.mem.data());
     at::from_blob(base, {len}, at::kFloat).copy_(device_params_.narrow(0, off, len));
     if (!sw.fast_init) std::memset(base + stride_ / 4, 0, 2 * region);
     b.write = sw.io->Write(swap_file_->file(), base, sw.fast_init ? region : 3 * region, c * 3 * region);
@@ -303,14 +295,14 @@ void HostAdam::StepSwapped(const float* grads, const ops::AdamStep& s, const ops
   auto start_read = [&](std::int64_t c) {
     SwapBuffer& b = bufs_[c % count];
     WaitSwap(std::exchange(b.write, io::IoHandle()));
-    b.read = sw.io->Read(swap_file_->file(), b.mem.data_ptr(), fresh_ ? region : 3 * region, c * 3 * region);
+    b.read = sw.io->Read(swap_file_->file(), b.mem.data(), fresh_ ? region : 3 * region, c * 3 * region);
   };
   if (cuda_params_) BeginCopyUp();
   for (std::int64_t c = 0; c < chunks; ++c) {
     for (; next_read <= std::min(c + ahead, chunks - 1); ++next_read) start_read(next_read);
     SwapBuffer& b = bufs_[c % count];
     WaitSwap(std::exchange(b.read, io::IoHandle()));
-    float* master = static_cast<float*>(b.mem.data_ptr());
+    float* master = static_cast<float*>(b.mem.data());
     float* m = master + stride_ / 4;
     float* v = m + stride_ / 4;
     if (fresh_) std::memset(m, 0, 2 * region);
@@ -351,9 +343,9 @@ absl::StatusOr<HostAdam::State> HostAdam::ReadState() {
     SwapBuffer& b = bufs_[0];
     for (std::int64_t off = 0; off < n; off += chunk) {
       const std::int64_t len = std::min(chunk, n - off);
-      WaitSwap(options_.swap->io->Read(swap_file_->file(), b.mem.data_ptr(), fresh_ ? region : 3 * region,
+      WaitSwap(options_.swap->io->Read(swap_file_->file(), b.mem.data(), fresh_ ? region : 3 * region,
                                        off / chunk * 3 * region));
-      float* base = static_cast<float*>(b.mem.data_ptr());
+      float* base = static_cast<float*>(b.mem.data());
       st.master.narrow(0, off, len).copy_(at::from_blob(base, {len}, at::kFloat));
       if (fresh_) continue;
       st.exp_avg.narrow(0, off, len).copy_(at::from_blob(base + stride_ / 4, {len}, at::kFloat));
@@ -377,7 +369,7 @@ absl::Status HostAdam::SetMaster(const at::Tensor& values) {
     for (std::int64_t off = 0; off < n; off += chunk) {
       const std::int64_t len = std::min(chunk, n - off);
       const std::uint64_t at = off / chunk * 3 * region;
-      float* base = static_cast<float*>(b.mem.data_ptr());
+      float* base = static_cast<float*>(b.mem.data());
       if (fresh_) {
         std::memset(base + stride_ / 4, 0, 2 * region);
       } else {

@@ -37,6 +37,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/config/config.h"
+#include "core/zero/io_buffer.h"
 #include "core/zero/partition.h"
 #include "io/io_engine.h"
 #include "io/swap_file.h"
@@ -140,9 +141,8 @@ class HostAdam {
 
   // Swapped state (options_.swap).
   struct SwapBuffer {
-    at::Tensor mem;  // 3 * stride bytes, 4 KiB aligned: master | exp_avg | exp_avg_sq
+    IoBuffer mem;  // 3 * stride bytes: master | exp_avg | exp_avg_sq
     io::IoHandle read, write;
-    bool registered = false;  // with the IoEngine's rings (fixed buffer)
   };
   std::optional<io::SwapFile> swap_file_;
   std::vector<SwapBuffer> bufs_;

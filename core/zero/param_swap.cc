@@ -52,7 +52,6 @@ ParamSwap::~ParamSwap() {
   for (Buffer& b : buffers_) {
     if (b.write.valid()) (void)b.write.Wait();
     if (b.copied) b.copied->synchronize();
-    if (b.registered) options_.io->UnregisterBuffer(b.mem.data_ptr());
   }
 }
 
@@ -62,11 +61,7 @@ void ParamSwap::Init() {
   const std::int64_t bytes = static_cast<std::int64_t>(ShardBytes(largest, options_.dtype));
   const bool pin = options_.device.is_cuda() && options_.pin_memory;
   for (int i = 0; i < std::max(1, options_.buffer_count); ++i) {
-    at::Tensor raw = at::empty({bytes + static_cast<std::int64_t>(io::kDirectIoAlignment)},
-                               at::TensorOptions().dtype(at::kByte).pinned_memory(pin));
-    const auto addr = reinterpret_cast<std::uintptr_t>(raw.data_ptr());
-    buffers_.push_back({raw.narrow(0, static_cast<std::int64_t>(io::AlignUp(addr) - addr), bytes), {}, {}});
-    buffers_.back().registered = options_.io->RegisterBuffer(buffers_.back().mem.data_ptr(), bytes);
+    buffers_.push_back({IoBuffer::Allocate(options_.io, bytes, pin), {}, {}});
   }
 }
 
@@ -82,11 +77,11 @@ ParamSwap::Buffer& ParamSwap::Acquire() {
 }
 
 at::Tensor ParamSwap::View(Buffer& b, std::int64_t elems) const {
-  return at::from_blob(b.mem.data_ptr(), {elems}, at::TensorOptions().dtype(options_.dtype));
+  return at::from_blob(b.mem.data(), {elems}, at::TensorOptions().dtype(options_.dtype));
 }
 
 void ParamSwap::StartWrite(int i, Buffer& b) {
-  b.write = options_.io->Write(file_.file(), b.mem.data_ptr(), ShardBytes(elems_[i], options_.dtype), offsets_[i]);
+  b.write = options_.io->Write(file_.file(), b.mem.data(), ShardBytes(elems_[i], options_.dtype), offsets_[i]);
 }
 
 absl::Status ParamSwap::Write(int i, const at::Tensor& values) {
@@ -102,7 +97,7 @@ absl::StatusOr<at::Tensor> ParamSwap::Fetch(int i) {
   at::Tensor out;
   RETURN_IF_ERROR(CallTorch("fetch a parameter shard", [&] {
     Buffer& b = Acquire();
-    Check(options_.io->Read(file_.file(), b.mem.data_ptr(), ShardBytes(elems_[i], options_.dtype), offsets_[i]).Wait());
+    Check(options_.io->Read(file_.file(), b.mem.data(), ShardBytes(elems_[i], options_.dtype), offsets_[i]).Wait());
     ++fetches_;
     const at::Tensor host = View(b, elems_[i]);
     if (!options_.device.is_cuda()) {

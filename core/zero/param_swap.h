@@ -26,6 +26,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/zero/io_buffer.h"
 #include "io/io_engine.h"
 #include "io/swap_file.h"
 
@@ -61,10 +62,9 @@ class ParamSwap {
 
  private:
   struct Buffer {
-    at::Tensor mem;  // aligned bytes
+    IoBuffer mem;
     io::IoHandle write;
     std::optional<c10::Event> copied;  // the copy up from it (CUDA)
-    bool registered = false;           // with the IoEngine's rings (fixed buffer)
   };
   ParamSwap(const ParamSwapOptions& options, std::vector<std::int64_t> shard_elems);
   void Init();
