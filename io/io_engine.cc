@@ -29,10 +29,16 @@ struct Completion {
   absl::Mutex mu;
   int pending ABSL_GUARDED_BY(mu) = 0;
   absl::Status status ABSL_GUARDED_BY(mu);
+  std::uint64_t error_offset ABSL_GUARDED_BY(mu) = ~std::uint64_t{0};
 
-  void Finish(const absl::Status& s) {
+  // Of several failed pieces the request reports the one nearest its start, whatever order
+  // they completed in.
+  void Finish(const absl::Status& s, std::uint64_t offset) {
     absl::MutexLock lock(&mu);
-    if (!s.ok() && status.ok()) status = s;
+    if (!s.ok() && offset < error_offset) {
+      status = s;
+      error_offset = offset;
+    }
     --pending;
   }
 };
@@ -103,7 +109,7 @@ class Worker {
 
  private:
   static void Finish(Piece* p, const absl::Status& s) {
-    p->completion->Finish(s);
+    p->completion->Finish(s, p->offset + p->done);
     delete p;
   }
 
