@@ -40,6 +40,7 @@
 #include "io/io_engine.h"
 #include "io/swap_file.h"
 #include "nlohmann/json.hpp"
+#include "tools/machine.h"
 
 ABSL_FLAG(std::string, dir, "", "directory on the disk to measure (required)");
 ABSL_FLAG(std::string, file_size, "1G", "bytes in the file (K, M, G suffixes: powers of 1024)");
@@ -221,9 +222,10 @@ absl::Status Run() {
   const Workload w{target, size, chunk};
 
   std::printf(
-      "io_bench: %s, file %.2f GB, block %llu B, queue depth %d, %d thread(s), %s, %s, O_DIRECT %s, host buffer %.1f "
+      "io_bench: %s, %s, file %.2f GB, block %llu B, queue depth %d, %d thread(s), %s, %s, O_DIRECT %s, host buffer "
+      "%.1f "
       "MB%s%s\n",
-      dir.c_str(), size / 1e9, static_cast<unsigned long long>(*block), depth, threads,
+      zt::tools::CpuModel().c_str(), dir.c_str(), size / 1e9, static_cast<unsigned long long>(*block), depth, threads,
       (*engine)->uses_io_uring() ? "io_uring" : ("pread/pwrite: " + (*engine)->fallback_reason()).c_str(),
       aio.single_submit ? "single submit" : "batched submit", direct ? "on" : "off", chunk / 1e6,
       absl::GetFlag(FLAGS_lock) ? ", locked" : "", fixed ? ", registered" : "");

@@ -22,7 +22,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,6 +30,7 @@
 #include "absl/flags/parse.h"
 #include "ops/adam.h"
 #include "ops/cpu_adam.h"
+#include "tools/machine.h"
 
 ABSL_FLAG(int64_t, params, 32 << 20, "parameters per step");
 ABSL_FLAG(int, repeats, 9, "timed runs of each figure");
@@ -39,15 +39,6 @@ ABSL_FLAG(int, threads, 0, "threads (0: every hardware thread)");
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string CpuModel() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  }
-  return "unknown CPU";
-}
 
 template <typename F>
 double MedianSeconds(int repeats, F&& f) {
@@ -90,8 +81,8 @@ int main(int argc, char** argv) {
   const int threads = absl::GetFlag(FLAGS_threads) > 0 ? absl::GetFlag(FLAGS_threads)
                                                        : static_cast<int>(std::thread::hardware_concurrency());
   const zt::ops::CpuIsa isa = zt::ops::BestCpuIsa();
-  std::printf("cpu_adam: %s, %d threads, path %s, %lld parameters, median of %d\n", CpuModel().c_str(), threads,
-              zt::ops::CpuIsaName(isa), static_cast<long long>(n), repeats);
+  std::printf("cpu_adam: %s, %d threads, path %s, %lld parameters, median of %d\n", zt::tools::CpuModel().c_str(),
+              threads, zt::ops::CpuIsaName(isa), static_cast<long long>(n), repeats);
 
   // Validate before timing: the chosen path against the reference on a slice.
   {

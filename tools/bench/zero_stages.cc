@@ -26,7 +26,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -40,6 +39,7 @@
 #include "core/engine/engine.h"
 #include "core/engine/test_models.h"
 #include "core/util/status_macros.h"
+#include "tools/machine.h"
 #ifdef ZT_CUDA
 #include "tools/bench/cuda_memory.h"
 #endif
@@ -67,15 +67,6 @@ ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads per rank, which CPU Adam u
 ABSL_FLAG(bool, breakdown, false, "log the engine's forward/backward/step times (wall_clock_breakdown)");
 
 namespace {
-
-std::string CpuModel() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  }
-  return "unknown CPU";
-}
 
 struct Result {
   double median_ms = 0;
@@ -208,7 +199,7 @@ int main(int argc, char** argv) {
   std::printf(
       "zero_stages: %s, %d ranks (threads, %s), %d layers x dim %d, seq %d, micro batch %d x accumulation %d, %s "
       "AdamW, %d LibTorch threads per rank\n",
-      CpuModel().c_str(), world, backend.c_str(), absl::GetFlag(FLAGS_layers), absl::GetFlag(FLAGS_dim),
+      zt::tools::CpuModel().c_str(), world, backend.c_str(), absl::GetFlag(FLAGS_layers), absl::GetFlag(FLAGS_dim),
       absl::GetFlag(FLAGS_seq), absl::GetFlag(FLAGS_micro), gas, absl::GetFlag(FLAGS_bf16) ? "bf16" : "fp32",
       absl::GetFlag(FLAGS_threads));
   std::vector<std::string> offloads = absl::StrSplit(absl::GetFlag(FLAGS_offload), ',');
