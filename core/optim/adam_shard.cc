@@ -16,6 +16,21 @@ AdamShard::AdamShard(at::Tensor master, const AdamConfig& config)
       exp_avg_sq_(at::zeros_like(master_)),
       config_(config) {}
 
+ops::AdamStep MakeAdamStep(const AdamConfig& config, double lr, double beta1, double beta2, std::int64_t step,
+                           float grad_scale) {
+  ops::AdamStep s;
+  s.lr = static_cast<float>(lr);
+  s.beta1 = static_cast<float>(beta1);
+  s.beta2 = static_cast<float>(beta2);
+  s.eps = static_cast<float>(config.eps);
+  s.weight_decay = static_cast<float>(config.weight_decay);
+  s.decoupled = config.decoupled_weight_decay;
+  s.bias_correction = config.bias_correction;
+  s.step = step;
+  s.grad_scale = grad_scale;
+  return s;
+}
+
 absl::Status AdamShard::Step(const at::Tensor& grad, double lr, double beta1, double beta2, float grad_scale) {
   if (grad.numel() != master_.numel() || grad.scalar_type() != at::kFloat || !grad.is_contiguous()) {
     return absl::InvalidArgumentError(absl::StrCat("AdamShard: gradient of ", grad.numel(), " ",
@@ -23,16 +38,7 @@ absl::Status AdamShard::Step(const at::Tensor& grad, double lr, double beta1, do
                                                    master_.numel(), " float"));
   }
   ++step_;
-  ops::AdamStep s;
-  s.lr = static_cast<float>(lr);
-  s.beta1 = static_cast<float>(beta1);
-  s.beta2 = static_cast<float>(beta2);
-  s.eps = static_cast<float>(config_.eps);
-  s.weight_decay = static_cast<float>(config_.weight_decay);
-  s.decoupled = config_.decoupled_weight_decay;
-  s.bias_correction = config_.bias_correction;
-  s.step = step_;
-  s.grad_scale = grad_scale;
+  const ops::AdamStep s = MakeAdamStep(config_, lr, beta1, beta2, step_, grad_scale);
   if (master_.device().is_cpu()) {
     ops::AdamReference(master_.data_ptr<float>(), grad.data_ptr<float>(), exp_avg_.data_ptr<float>(),
                        exp_avg_sq_.data_ptr<float>(), master_.numel(), s);

@@ -15,8 +15,14 @@
 
 #include "absl/status/status.h"
 #include "core/config/config.h"
+#include "ops/adam.h"
 
 namespace zt {
+
+// The kernel arguments of one step (ops/adam.h) from the optimizer config and this step's
+// schedule: shared by AdamShard and the offloaded HostAdam, so both step alike.
+ops::AdamStep MakeAdamStep(const AdamConfig& config, double lr, double beta1, double beta2, std::int64_t step,
+                           float grad_scale);
 
 class AdamShard {
  public:

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/optim/adam_shard.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 #include "io/aligned_buffer.h"
@@ -161,16 +162,7 @@ absl::Status HostAdam::Step(const at::Tensor& device_grads, double lr, double be
         absl::StrCat("HostAdam: ", device_grads.numel(), " gradients for a shard of ", n));
   }
   ++step_;
-  ops::AdamStep s;
-  s.lr = static_cast<float>(lr);
-  s.beta1 = static_cast<float>(beta1);
-  s.beta2 = static_cast<float>(beta2);
-  s.eps = static_cast<float>(config_.eps);
-  s.weight_decay = static_cast<float>(config_.weight_decay);
-  s.decoupled = config_.decoupled_weight_decay;
-  s.bias_correction = config_.bias_correction;
-  s.step = step_;
-  s.grad_scale = grad_scale;
+  const ops::AdamStep s = MakeAdamStep(config_, lr, beta1, beta2, step_, grad_scale);
   ops::CpuAdamOptions cpu;
   cpu.threads = options_.threads;
   const ops::Half16 half = HalfType(dtype_);
