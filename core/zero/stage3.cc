@@ -16,6 +16,7 @@
 #include "core/util/logging.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
+#include "core/zero/stage3_unit_state.h"
 #include "core/zero/zero_init.h"
 
 namespace zt {
@@ -68,25 +69,6 @@ class PostHook : public torch::autograd::FunctionPostHook {
 std::int64_t CeilDiv(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 
 }  // namespace
-
-struct Stage3::UnitState {
-  int id = 0;
-  UnitBase* unit = nullptr;  // nullptr: the persistent group
-  std::shared_ptr<UnitStorage> st;
-  std::vector<std::int64_t> param_offsets;  // of st->params in st->full
-  std::int64_t offset = 0;                  // of its shard in shard16_ / master_ / grads_
-  bool persistent = false;
-  int swap_index = -1;  // >= 0: its shard lives on NVMe (param_swap_)
-  // runtime
-  bool live = false;  // st->full has memory holding (or receiving) the values
-  std::unique_ptr<CommWork> pending;
-  at::Tensor staged;  // offload_params: the device copy of the shard the pending gather reads
-  bool in_use = false;
-  std::vector<bool> grad_seen;
-  int grads_seen = 0;
-  at::Tensor acc;    // persistent group: fp32 [padded] gradients of this backward
-  at::Tensor ready;  // fp32 [padded] collected gradients not yet reduced
-};
 
 absl::StatusOr<std::unique_ptr<Stage3>> Stage3::Create(torch::nn::Module& model, Communicator& comm,
                                                        const Stage3Options& options) {
@@ -196,61 +178,8 @@ absl::Status Stage3::Build(torch::nn::Module& model) {
   group->live = true;
   units_.push_back(std::move(group));
 
-  // This rank's shards, concatenated: the optimizer's view of the model.
-  std::int64_t total = 0;
-  for (auto& s : units_) {
-    s->offset = total;
-    total += s->st->shard_size;
-    s->grad_seen.assign(s->st->params.size(), false);
-  }
-  RETURN_IF_ERROR(CallTorch("concatenate shards", [&] {
-    const bool host = options_.offload_params && !options_.device.is_cpu();
-    shard16_ = at::zeros({total}, at::TensorOptions()
-                                      .dtype(options_.compute_dtype)
-                                      .device(host ? at::Device(at::kCPU) : options_.device)
-                                      .pinned_memory(host && options_.pin_memory));
-    for (auto& s : units_) {
-      at::Tensor slot = shard16_.narrow(0, s->offset, s->st->shard_size);
-      if (s->persistent) {
-        slot.copy_(s->st->full.narrow(0, comm_.rank() * s->st->shard_size, s->st->shard_size));
-      } else {
-        slot.copy_(s->st->shard);
-      }
-      s->st->shard = slot;
-    }
-    if (!options_.external_master) {
-      master_ = options_.compute_dtype == at::kFloat && shard16_.device() == options_.device
-                    ? shard16_
-                    : shard16_.to(options_.device, at::kFloat, /*non_blocking=*/false, /*copy=*/true);
-    }
-    grads_ = at::zeros({total}, at::TensorOptions().dtype(at::kFloat).device(options_.device));
-  }));
-  if (options_.nvme) {
-    // The first max_in_cpu elements of shards stay in host memory, the rest go to NVMe.
-    std::vector<std::int64_t> swapped;
-    std::int64_t resident = 0;
-    for (auto& u : units_) {
-      const std::int64_t n = u->st->shard_size;
-      if (u->persistent || n == 0) continue;
-      if (resident + n <= options_.max_in_cpu) {
-        resident += n;
-        continue;
-      }
-      if (n > options_.nvme_buffer_elems) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "unit ", u->id, " has a shard of ", n, " elements, more than zero_optimization.offload_param.buffer_size (",
-            options_.nvme_buffer_elems, "): raise buffer_size to at least the largest shard"));
-      }
-      u->swap_index = static_cast<int>(swapped.size());
-      swapped.push_back(n);
-    }
-    if (!swapped.empty()) {
-      ASSIGN_OR_RETURN(param_swap_, ParamSwap::Create(*options_.nvme, swapped));
-      for (auto& u : units_) {
-        if (u->swap_index >= 0) RETURN_IF_ERROR(param_swap_->Write(u->swap_index, u->st->shard));
-      }
-    }
-  }
+  for (auto& s : units_) s->grad_seen.assign(s->st->params.size(), false);
+  RETURN_IF_ERROR(PlaceShards());
   std::vector<std::int64_t> elems;
   for (int u = 0; u < num_units(); ++u) elems.push_back(units_[u]->st->full.numel());
   schedule_ = std::make_unique<FetchSchedule>(std::move(elems), options_.schedule);
@@ -347,18 +276,6 @@ absl::Status Stage3::WaitGather(int v) {
   s.pending.reset();
   s.staged.reset();
   return st;
-}
-
-at::Tensor Stage3::GatherSource(const UnitState& s) {
-  if (s.swap_index >= 0 && !shard16_.defined()) {
-    auto fetched = param_swap_->Fetch(s.swap_index);
-    if (!fetched.ok()) throw StatusException(fetched.status());
-    return *fetched;
-  }
-  if (s.st->shard.device() == options_.device) return s.st->shard;
-  // Pinned host memory: the copy is asynchronous on the current stream, which the all-gather
-  // follows.
-  return s.st->shard.to(options_.device, /*non_blocking=*/true);
 }
 
 absl::Status Stage3::Release(int v) {
@@ -652,78 +569,10 @@ absl::Status Stage3::ReleaseAll(int modifier_rank) {
   return absl::OkStatus();
 }
 
-// ---- parameters on NVMe -----------------------------------------------------------------------
-
-absl::Status Stage3::DropSwappedShards() {
-  if (!param_swap_ || !shard16_.defined()) return absl::OkStatus();
-  return CallTorch("keep the host-resident shards", [&] {
-    std::int64_t resident = 0;
-    for (auto& u : units_) {
-      if (u->swap_index < 0) resident += u->st->shard_size;
-    }
-    at::Tensor kept = at::empty({resident}, shard16_.options());
-    std::int64_t at = 0;
-    for (auto& u : units_) {
-      if (u->swap_index >= 0) {
-        u->st->shard = at::Tensor();
-        continue;
-      }
-      at::Tensor slot = kept.narrow(0, at, u->st->shard_size);
-      slot.copy_(u->st->shard);
-      u->st->shard = slot;
-      at += u->st->shard_size;
-    }
-    shard16_ = at::Tensor();
-  });
-}
-
-absl::Status Stage3::UpdateShards(std::int64_t offset, const at::Tensor& values) {
-  const std::int64_t end = offset + values.numel();
-  for (auto& u : units_) {
-    const std::int64_t b = std::max(offset, u->offset), e = std::min(end, u->offset + u->st->shard_size);
-    if (b >= e) continue;
-    const at::Tensor part = values.narrow(0, b - offset, e - b);
-    if (u->swap_index >= 0) {
-      RETURN_IF_ERROR(param_swap_->Put(u->swap_index, b - u->offset, part));
-    } else {
-      RETURN_IF_ERROR(
-          CallTorch("update a host shard", [&] { u->st->shard.narrow(0, b - u->offset, e - b).copy_(part); }));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<at::Tensor> Stage3::ShardValues() {
-  if (shard16_.defined()) return shard16_;
-  if (param_swap_) RETURN_IF_ERROR(param_swap_->Flush());
-  at::Tensor out;
-  std::int64_t total = 0;
-  for (auto& u : units_) total += u->st->shard_size;
-  RETURN_IF_ERROR(CallTorch("collect the shards",
-                            [&] { out = at::empty({total}, at::TensorOptions().dtype(options_.compute_dtype)); }));
-  for (auto& u : units_) {
-    at::Tensor slot = out.narrow(0, u->offset, u->st->shard_size);
-    if (u->swap_index >= 0) {
-      ASSIGN_OR_RETURN(at::Tensor fetched, param_swap_->Fetch(u->swap_index));
-      RETURN_IF_ERROR(CallTorch("collect a shard", [&] { slot.copy_(fetched); }));
-    } else {
-      RETURN_IF_ERROR(CallTorch("collect a shard", [&] { slot.copy_(u->st->shard); }));
-    }
-  }
-  return out;
-}
-
 // ---- introspection ----------------------------------------------------------------------------
 
 std::int64_t Stage3::persistent_elems() const { return units_.back()->st->numel; }
 
 bool Stage3::gathered(int unit) const { return units_[unit]->live; }
-
-std::int64_t Stage3::ParameterBytes() const {
-  // Offloaded shards (host memory, NVMe) do not count.
-  std::int64_t bytes = shard16_.defined() && shard16_.device() == options_.device ? shard16_.nbytes() : 0;
-  for (const auto& s : units_) bytes += static_cast<std::int64_t>(s->st->full.storage().nbytes());
-  return bytes;
-}
 
 }  // namespace zt

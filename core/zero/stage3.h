@@ -156,6 +156,8 @@ class Stage3 : public UnitFetcher {
 
   Stage3(Communicator& comm, const Stage3Options& options);
   absl::Status Build(torch::nn::Module& model);
+  // Concatenates this rank's shards where options_ says they live (stage3_shards.cc).
+  absl::Status PlaceShards();
   void InstallGradHooks();
 
   // Gathers `unit` (with the schedule's prefetches) through rounds; throws on failure.
