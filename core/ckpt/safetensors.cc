@@ -1,0 +1,224 @@
+#include "core/ckpt/safetensors.h"
+
+#include <ATen/ops/empty.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "core/util/torch_status.h"
+#include "nlohmann/json.hpp"
+
+namespace zt::ckpt {
+namespace {
+
+// Headers beyond this are refused (HF's own limit is 100 MB).
+constexpr std::uint64_t kMaxHeader = 100'000'000;
+
+struct DtypeName {
+  const char* name;
+  at::ScalarType type;
+};
+constexpr DtypeName kDtypes[] = {
+    {"F64", at::kDouble}, {"F32", at::kFloat}, {"F16", at::kHalf}, {"BF16", at::kBFloat16}, {"I64", at::kLong},
+    {"I32", at::kInt},    {"I16", at::kShort}, {"I8", at::kChar},  {"U8", at::kByte},       {"BOOL", at::kBool},
+};
+
+const char* NameOf(at::ScalarType t) {
+  for (const DtypeName& d : kDtypes) {
+    if (d.type == t) return d.name;
+  }
+  return nullptr;
+}
+
+absl::Status Corrupt(absl::string_view source, absl::string_view what) {
+  return absl::DataLossError(absl::StrCat(source, ": not a valid safetensors file: ", what));
+}
+
+absl::Status Errno(const std::string& what, const std::string& path) {
+  const int err = errno;
+  return absl::Status(absl::ErrnoToStatusCode(err), absl::StrCat(what, " ", path, ": ", std::strerror(err)));
+}
+
+struct Entry {
+  std::string name;
+  at::ScalarType type;
+  std::vector<std::int64_t> shape;
+  std::uint64_t begin, end;
+};
+
+absl::StatusOr<Entry> ParseEntry(const std::string& name, const nlohmann::json& v, std::uint64_t data_size,
+                                 absl::string_view source) {
+  const auto bad = [&](absl::string_view what) {
+    return Corrupt(source, absl::StrCat("tensor \"", name, "\": ", what));
+  };
+  if (!v.is_object()) return bad("its entry is not an object");
+  Entry e{name, at::kFloat, {}, 0, 0};
+  const auto dtype = v.find("dtype");
+  if (dtype == v.end() || !dtype->is_string()) return bad("\"dtype\" missing or not a string");
+  const std::string dt = dtype->get<std::string>();
+  const auto known =
+      std::find_if(std::begin(kDtypes), std::end(kDtypes), [&](const DtypeName& d) { return dt == d.name; });
+  if (known == std::end(kDtypes)) return bad(absl::StrCat("unsupported dtype \"", dt, "\""));
+  e.type = known->type;
+  const auto shape = v.find("shape");
+  if (shape == v.end() || !shape->is_array()) return bad("\"shape\" missing or not an array");
+  std::uint64_t numel = 1;
+  for (const auto& d : *shape) {
+    if (!d.is_number_integer() || d.get<std::int64_t>() < 0) return bad("a dimension is not a non-negative integer");
+    const auto dim = static_cast<std::uint64_t>(d.get<std::int64_t>());
+    if (dim != 0 && numel > std::numeric_limits<std::uint64_t>::max() / 16 / dim) return bad("the shape overflows");
+    numel *= dim;
+    e.shape.push_back(static_cast<std::int64_t>(dim));
+  }
+  const auto offsets = v.find("data_offsets");
+  if (offsets == v.end() || !offsets->is_array() || offsets->size() != 2 || !(*offsets)[0].is_number_unsigned() ||
+      !(*offsets)[1].is_number_unsigned()) {
+    return bad("\"data_offsets\" is not a pair of non-negative integers");
+  }
+  e.begin = (*offsets)[0].get<std::uint64_t>();
+  e.end = (*offsets)[1].get<std::uint64_t>();
+  if (e.begin > e.end || e.end > data_size) {
+    return bad(absl::StrCat("data_offsets [", e.begin, ", ", e.end, "] outside the ", data_size, " data bytes"));
+  }
+  const std::uint64_t want = numel * at::elementSize(e.type);
+  if (e.end - e.begin != want) {
+    return bad(absl::StrCat("data_offsets span ", e.end - e.begin, " bytes, shape and dtype need ", want));
+  }
+  return e;
+}
+
+}  // namespace
+
+const at::Tensor* Safetensors::Find(absl::string_view name) const {
+  for (const auto& [n, t] : tensors) {
+    if (n == name) return &t;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<Safetensors> ParseSafetensors(absl::string_view bytes, absl::string_view source) {
+  if (bytes.size() < 8) return Corrupt(source, absl::StrCat("only ", bytes.size(), " bytes, no header length"));
+  std::uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[i]);
+  if (n > kMaxHeader || n > bytes.size() - 8) {
+    return Corrupt(source, absl::StrCat("header length ", n, " but the file has ", bytes.size() - 8,
+                                        " bytes after it (limit ", kMaxHeader, ")"));
+  }
+  const absl::string_view header = bytes.substr(8, n);
+  const absl::string_view data = bytes.substr(8 + n);
+  const nlohmann::json j = nlohmann::json::parse(header.begin(), header.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return Corrupt(source, "the header is not a JSON object");
+  Safetensors out;
+  std::vector<Entry> entries;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (it.key() == "__metadata__") {
+      if (!it->is_object()) return Corrupt(source, "\"__metadata__\" is not an object");
+      for (auto m = it->begin(); m != it->end(); ++m) {
+        if (!m->is_string()) return Corrupt(source, absl::StrCat("metadata \"", m.key(), "\" is not a string"));
+        out.metadata[m.key()] = m->get<std::string>();
+      }
+      continue;
+    }
+    absl::StatusOr<Entry> e = ParseEntry(it.key(), *it, data.size(), source);
+    if (!e.ok()) return e.status();
+    entries.push_back(std::move(*e));
+  }
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
+  for (std::size_t i = 1; i < entries.size(); ++i) {
+    if (entries[i].begin < entries[i - 1].end) {
+      return Corrupt(source, absl::StrCat("tensors \"", entries[i - 1].name, "\" and \"", entries[i].name,
+                                          "\" overlap in the data"));
+    }
+  }
+  absl::Status s = CallTorch(absl::StrCat("reading ", source), [&] {
+    for (const Entry& e : entries) {
+      at::Tensor t = at::empty(e.shape, at::TensorOptions().dtype(e.type));
+      if (e.end > e.begin) std::memcpy(t.data_ptr(), data.data() + e.begin, e.end - e.begin);
+      out.tensors.emplace_back(e.name, std::move(t));
+    }
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<Safetensors> ReadSafetensors(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Errno("cannot open", path);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    absl::Status s = Errno("cannot stat", path);
+    ::close(fd);
+    return s;
+  }
+  std::string bytes(static_cast<std::size_t>(st.st_size), '\0');
+  std::size_t got = 0;
+  while (got < bytes.size()) {
+    const ssize_t r = ::read(fd, bytes.data() + got, bytes.size() - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      absl::Status s =
+          r < 0 ? Errno("cannot read", path) : absl::DataLossError(absl::StrCat(path, ": shrank while being read"));
+      ::close(fd);
+      return s;
+    }
+    got += static_cast<std::size_t>(r);
+  }
+  ::close(fd);
+  return ParseSafetensors(bytes, path);
+}
+
+absl::Status WriteSafetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                              const std::map<std::string, std::string>& metadata) {
+  nlohmann::json header = nlohmann::json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::vector<at::Tensor> data;
+  std::set<std::string> names;
+  std::uint64_t offset = 0;
+  for (const auto& [name, t] : tensors) {
+    const auto bad = [&](absl::string_view what) {
+      return absl::InvalidArgumentError(absl::StrCat("writing ", path, ": tensor \"", name, "\" ", what));
+    };
+    if (name == "__metadata__" || !names.insert(name).second) return bad("is a reserved or repeated name");
+    if (!t.defined()) return bad("is undefined");
+    if (!t.device().is_cpu()) return bad("is not on the CPU");
+    const char* dt = NameOf(t.scalar_type());
+    if (dt == nullptr) return bad(absl::StrCat("has an unsupported dtype ", c10::toString(t.scalar_type())));
+    absl::StatusOr<at::Tensor> c = CallTorch("contiguous", [&] { return t.contiguous(); });
+    if (!c.ok()) return c.status();
+    const std::uint64_t len = c->numel() * c->element_size();
+    header[name] = {{"dtype", dt}, {"shape", t.sizes().vec()}, {"data_offsets", {offset, offset + len}}};
+    offset += len;
+    data.push_back(std::move(*c));
+  }
+  std::string h = header.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');  // the data starts 8-byte aligned
+  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (f == nullptr) return Errno("cannot create", tmp);
+  unsigned char len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(static_cast<std::uint64_t>(h.size()) >> (8 * i));
+  bool ok = std::fwrite(len, 1, 8, f) == 8 && std::fwrite(h.data(), 1, h.size(), f) == h.size();
+  for (const at::Tensor& t : data) {
+    const std::size_t n = static_cast<std::size_t>(t.numel() * t.element_size());
+    ok = ok && (n == 0 || std::fwrite(t.data_ptr(), 1, n, f) == n);
+  }
+  ok = ok && std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
+  absl::Status s = ok ? absl::OkStatus() : Errno("cannot write", tmp);
+  if (std::fclose(f) != 0 && s.ok()) s = Errno("cannot close", tmp);
+  if (s.ok() && std::rename(tmp.c_str(), path.c_str()) != 0)
+    s = Errno(absl::StrCat("cannot rename ", tmp, " to"), path);
+  if (!s.ok()) std::remove(tmp.c_str());
+  return s;
+}
+
+}  // namespace zt::ckpt

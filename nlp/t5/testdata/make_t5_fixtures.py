@@ -1,0 +1,77 @@
+"""Makes the T5 parity fixtures that nlp/t5/t5_model_test.cc checks our model against.
+
+For each style (t5: ReLU FFN, tied head scaled by d_model^-0.5; v1_1: gated-GELU FFN, untied
+head) a tiny random-init HF T5ForConditionalGeneration is saved with save_pretrained into
+<style>/ (config.json, model.safetensors), and <style>/reference.safetensors holds fixed inputs
+(input_ids, attention_mask, labels), HF's eval-mode logits and loss on them, and the gradient of
+that loss for every parameter ("grad.<name>").
+
+    python3 nlp/t5/testdata/make_t5_fixtures.py      # needs torch, transformers, safetensors
+
+Made with torch 2.11.0 (CPU) and transformers 5.24 from PyPI.  transformers 5 always ties
+lm_head to the shared embedding and keeps v1.1's "no rescaling before the head" in a new config
+key, scale_decoder_outputs; real v1.1 / flan-t5 checkpoints (saved by transformers 4) have
+tie_word_embeddings false and their own lm_head.weight.  The v1_1 fixture is written in that
+layout: its head is untied here, saved with the other weights, and config.json says
+tie_word_embeddings false.
+"""
+import json
+import os
+
+import torch
+from safetensors.torch import save_file
+from transformers import T5Config, T5ForConditionalGeneration
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+STYLES = {
+    "t5": dict(feed_forward_proj="relu", tie_word_embeddings=True, num_decoder_layers=2),
+    "v1_1": dict(feed_forward_proj="gated-gelu", tie_word_embeddings=False, num_decoder_layers=3),
+}
+
+
+def main():
+    for style, extra in STYLES.items():
+        torch.manual_seed(1234)
+        config = T5Config(vocab_size=64, d_model=16, d_kv=4, num_heads=4, d_ff=32, num_layers=2,
+                          relative_attention_num_buckets=8, relative_attention_max_distance=10,
+                          dropout_rate=0.1, layer_norm_epsilon=1e-6, pad_token_id=0, eos_token_id=1,
+                          decoder_start_token_id=0, **extra)
+        model = T5ForConditionalGeneration(config).float().eval()
+        out_dir = os.path.join(HERE, style)
+        model.save_pretrained(out_dir)
+        if not extra["tie_word_embeddings"]:
+            model.lm_head.weight = torch.nn.Parameter(torch.randn(64, 16, generator=torch.Generator().manual_seed(7)))
+            assert model.lm_head.weight.data_ptr() != model.shared.weight.data_ptr()
+            weights = {k: v.contiguous() for k, v in model.state_dict().items() if "embed_tokens" not in k}
+            save_file(weights, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
+            with open(os.path.join(out_dir, "config.json")) as f:
+                cfg = json.load(f)
+            cfg["tie_word_embeddings"] = False
+            with open(os.path.join(out_dir, "config.json"), "w") as f:
+                json.dump(cfg, f, indent=2, sort_keys=True)
+
+        g = torch.Generator().manual_seed(99)
+        input_ids = torch.randint(2, 64, (2, 12), generator=g)
+        attention_mask = torch.ones_like(input_ids)
+        input_ids[1, 9:] = 0
+        attention_mask[1, 9:] = 0
+        input_ids[0, 11] = 1
+        input_ids[1, 8] = 1
+        labels = torch.randint(2, 64, (2, 7), generator=g)
+        labels[0, 6] = 1
+        labels[1, 4] = 1
+        labels[1, 5:] = -100
+
+        out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+        out.loss.backward()
+        ref = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels,
+               "logits": out.logits.detach().contiguous(), "loss": out.loss.detach().reshape(())}
+        for name, p in model.named_parameters():
+            ref["grad." + name] = p.grad.detach().contiguous()
+        save_file(ref, os.path.join(out_dir, "reference.safetensors"))
+        print(style, "loss", out.loss.item(), "params", sum(p.numel() for p in model.parameters()))
+
+
+if __name__ == "__main__":
+    main()
