@@ -66,21 +66,26 @@ class Attention : public torch::nn::Module {
 
   // x [B, q, D] attends to kv [B, k, D] with the additive bias [B or 1, H, q, k].
   at::Tensor forward(const at::Tensor& x, const at::Tensor& kv, const at::Tensor& bias, bool training) const {
-    const std::int64_t b = x.size(0), h = c_.num_heads, dk = c_.d_kv;
-    auto heads = [&](const at::Tensor& t) { return t.view({b, -1, h, dk}).transpose(1, 2); };
-    const at::Tensor qh = heads(q->Linear(x)), kh = heads(k->Linear(kv)), vh = heads(v->Linear(kv));
+    return Attend(Heads(q->Linear(x)), Heads(k->Linear(kv)), Heads(v->Linear(kv)), bias, training);
+  }
+  // [B, L, inner] -> [B, H, L, d_kv]
+  at::Tensor Heads(const at::Tensor& t) const { return t.view({t.size(0), -1, c_.num_heads, c_.d_kv}).transpose(1, 2); }
+  // Attention over heads already projected, then the output projection: [B, q, D].
+  at::Tensor Attend(const at::Tensor& qh, const at::Tensor& kh, const at::Tensor& vh, const at::Tensor& bias,
+                    bool training) const {
     at::Tensor scores = at::matmul(qh, kh.transpose(3, 2));  // T5: no 1/sqrt(d_kv)
     scores = scores + bias;
     at::Tensor w = at::softmax(scores.to(at::kFloat), -1).to(scores.scalar_type());
     w = at::dropout(w, c_.dropout_rate, training);
-    const at::Tensor out = at::matmul(w, vh).transpose(1, 2).contiguous().view({b, -1, c_.inner_dim()});
+    const at::Tensor out = at::matmul(w, vh).transpose(1, 2).contiguous().view({qh.size(0), -1, c_.inner_dim()});
     return o->Linear(out);
   }
 
-  // The learned bias [1, H, q, k] for query and key positions 0..q-1 / 0..k-1.
-  at::Tensor PositionBias(std::int64_t q_len, std::int64_t k_len, const at::Device& device) const {
+  // The learned bias [1, H, q, k] for query positions q_from..q_from+q-1 and keys 0..k-1.
+  at::Tensor PositionBias(std::int64_t q_len, std::int64_t k_len, const at::Device& device,
+                          std::int64_t q_from = 0) const {
     const auto opts = at::TensorOptions().dtype(at::kLong).device(device);
-    const at::Tensor relative = at::arange(k_len, opts).unsqueeze(0) - at::arange(q_len, opts).unsqueeze(1);
+    const at::Tensor relative = at::arange(k_len, opts).unsqueeze(0) - (at::arange(q_len, opts) + q_from).unsqueeze(1);
     const at::Tensor buckets = Bucket(relative);
     const at::Tensor values = at::embedding(relative_attention_bias->weight, buckets);  // [q, k, H]
     return values.permute({2, 0, 1}).unsqueeze(0);
@@ -241,6 +246,30 @@ class DecoderBlock : public torch::nn::Module {
     return {ff_->forward(h), made};
   }
 
+  // One generation step (eval mode): x [N, 1, D] at position `pos`, appending its key and value
+  // to the self-attention cache k/v [N, H, pos, d_kv]; ck/cv the encoder output's projections
+  // (made on the first step).  `bias` as forward's, for this position (the first block makes it).
+  std::tuple<at::Tensor, at::Tensor> Step(const at::Tensor& x, const at::Tensor& bias, std::int64_t pos, at::Tensor& k,
+                                          at::Tensor& v, at::Tensor& ck, at::Tensor& cv, const at::Tensor& enc,
+                                          const at::Tensor& cross_bias) {
+    const t5::Attention& sa = *self_->SelfAttention;
+    at::Tensor made;
+    if (first_) made = sa.PositionBias(1, pos + 1, x.device(), pos).to(x.scalar_type());
+    const at::Tensor n = self_->layer_norm->forward(x);
+    const at::Tensor kn = sa.Heads(sa.k->Linear(n)), vn = sa.Heads(sa.v->Linear(n));
+    k = k.defined() ? at::cat({k, kn}, 2) : kn;
+    v = v.defined() ? at::cat({v, vn}, 2) : vn;
+    at::Tensor h = ClampHalf(x + sa.Attend(sa.Heads(sa.q->Linear(n)), k, v, first_ ? made : bias, false));
+    const t5::Attention& ca = *cross_->EncDecAttention;
+    if (!ck.defined()) {
+      ck = ca.Heads(ca.k->Linear(enc));
+      cv = ca.Heads(ca.v->Linear(enc));
+    }
+    const at::Tensor n2 = cross_->layer_norm->forward(h);
+    h = ClampHalf(h + ca.Attend(ca.Heads(ca.q->Linear(n2)), ck, cv, cross_bias, false));
+    return {ff_->forward(h), made};
+  }
+
  private:
   bool first_;
   std::shared_ptr<SelfAttentionLayer> self_;
@@ -359,6 +388,176 @@ at::Tensor T5ForConditionalGeneration::Forward(const Batch& batch) {
   const at::Tensor& labels = batch.at("labels");
   return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}).to(at::kFloat), labels.reshape({-1}), {},
                                 at::Reduction::Mean, /*ignore_index=*/-100);
+}
+
+// ---- generation ----
+
+struct T5ForConditionalGeneration::DecodeState {
+  at::Tensor enc;                        // encoder output [N, S, D]
+  at::Tensor cross_bias;                 // its padding as an additive bias [N, 1, 1, S]
+  std::vector<at::Tensor> k, v, ck, cv;  // per decoder block
+  std::int64_t pos = 0;                  // tokens decoded so far
+
+  // Beam search moved rows around: the self-attention caches follow (the encoder's rows are
+  // the same for every beam of a sentence, and beams never change sentence).
+  void Reorder(const at::Tensor& rows) {
+    for (auto* cache : {&k, &v}) {
+      for (at::Tensor& t : *cache) t = t.index_select(0, rows);
+    }
+  }
+};
+
+namespace {
+
+// t[b, idx[b, j], ...] for t [B, K', ...] and idx [B, K] (HF's _gather_beams).
+at::Tensor GatherBeams(const at::Tensor& t, const at::Tensor& idx) {
+  const std::int64_t b = t.size(0), kk = t.size(1);
+  std::vector<std::int64_t> shape = t.sizes().vec();
+  const at::Tensor rows =
+      (idx.to(at::kLong) + at::arange(b, idx.options().dtype(at::kLong)).unsqueeze(1) * kk).reshape({-1});
+  shape[1] = idx.size(1);
+  return t.reshape({b * kk, -1}).index_select(0, rows).reshape(shape);
+}
+
+}  // namespace
+
+T5ForConditionalGeneration::DecodeState T5ForConditionalGeneration::StartDecoding(const at::Tensor& encoder_out,
+                                                                                  const at::Tensor& attention_mask) {
+  DecodeState st;
+  st.enc = encoder_out;
+  st.cross_bias = PaddingBias(attention_mask, encoder_out.scalar_type());
+  const std::size_t n = decoder_blocks_.size();
+  st.k.resize(n);
+  st.v.resize(n);
+  st.ck.resize(n);
+  st.cv.resize(n);
+  return st;
+}
+
+at::Tensor T5ForConditionalGeneration::DecodeStep(DecodeState& st, const at::Tensor& tokens) {
+  at::Tensor x = at::embedding(shared_->weight, tokens.unsqueeze(1));
+  at::Tensor bias;
+  for (std::size_t l = 0; l < decoder_blocks_.size(); ++l) {
+    auto [h, made] =
+        decoder_blocks_[l]->module().Step(x, bias, st.pos, st.k[l], st.v[l], st.ck[l], st.cv[l], st.enc, st.cross_bias);
+    x = h;
+    if (made.defined()) bias = made;
+  }
+  ++st.pos;
+  return Head(decoder_norm_->forward(x)).select(1, 0).to(at::kFloat);
+}
+
+at::Tensor T5ForConditionalGeneration::Generate(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                                const GenerateOptions& options) {
+  TORCH_CHECK(options.num_beams >= 1, "num_beams must be >= 1, got ", options.num_beams);
+  TORCH_CHECK(options.max_length >= 1, "max_length must be >= 1, got ", options.max_length);
+  at::NoGradGuard no_grad;
+  const bool was_training = is_training();
+  eval();
+  at::Tensor mask = attention_mask.defined() ? attention_mask : at::ones_like(input_ids);
+  at::Tensor enc = Encode(input_ids, mask);
+  if (options.num_beams > 1) {
+    enc = enc.repeat_interleave(options.num_beams, 0);
+    mask = mask.repeat_interleave(options.num_beams, 0);
+  }
+  DecodeState st = StartDecoding(enc, mask);
+  const std::int64_t batch = input_ids.size(0);
+  at::Tensor out = options.num_beams == 1 ? Greedy(st, batch, options) : BeamSearch(st, batch, options);
+  train(was_training);
+  return out;
+}
+
+// HF's greedy search: finished sentences are padded with pad_token_id until every sentence has
+// </s> or max_length is reached.
+at::Tensor T5ForConditionalGeneration::Greedy(DecodeState& st, std::int64_t batch, const GenerateOptions& o) {
+  const auto opts = at::TensorOptions().dtype(at::kLong).device(st.enc.device());
+  at::Tensor seq = at::full({batch, 1}, config_.decoder_start_token_id, opts);
+  at::Tensor unfinished = at::ones({batch}, opts.dtype(at::kBool));
+  while (seq.size(1) < o.max_length) {
+    const at::Tensor logits = DecodeStep(st, seq.select(1, -1));
+    at::Tensor next = at::where(unfinished, logits.argmax(-1), at::full_like(unfinished, config_.pad_token_id, opts));
+    seq = at::cat({seq, next.unsqueeze(1)}, 1);
+    unfinished = unfinished & (next != config_.eos_token_id);
+    if (!unfinished.any().item<bool>()) break;
+  }
+  return seq;
+}
+
+// HF's (transformers 5) vectorised beam search, step for step: 2 x num_beams candidates per
+// sentence, candidates ending in </s> among the top num_beams become finished hypotheses scored
+// sum(log p) / generated_length^length_penalty, the best num_beams of the others run on.
+at::Tensor T5ForConditionalGeneration::BeamSearch(DecodeState& st, std::int64_t batch, const GenerateOptions& o) {
+  using ES = GenerateOptions::EarlyStopping;
+  const std::int64_t k = o.num_beams, keep = 2 * k, max_len = o.max_length, prompt = 1;
+  const auto dev = st.enc.device();
+  const auto lopts = at::TensorOptions().dtype(at::kLong).device(dev);
+  const auto fopts = at::TensorOptions().dtype(at::kFloat).device(dev);
+  const auto bopts = at::TensorOptions().dtype(at::kBool).device(dev);
+  // HF fills with `pad_token_id or eos_token_id`: a pad id of 0 falls through to </s>.
+  const std::int64_t fill = config_.pad_token_id != 0 ? config_.pad_token_id : config_.eos_token_id;
+  const bool early_true = o.early_stopping == ES::kTrue;
+  const at::Tensor top_mask = at::cat({at::ones({k}, bopts), at::zeros({keep - k}, bopts)});
+  at::Tensor running = at::full({batch, k, max_len}, fill, lopts);
+  running.select(2, 0).fill_(config_.decoder_start_token_id);
+  at::Tensor sequences = running.clone();
+  at::Tensor running_scores = at::zeros({batch, k}, fopts);
+  running_scores.narrow(1, 1, k - 1).fill_(-1e9);
+  at::Tensor beam_scores = at::full({batch, k}, -1e9, fopts);
+  at::Tensor finished = at::zeros({batch, k}, bopts);
+  at::Tensor heuristic_open = at::ones({batch, 1}, bopts);
+  const std::int64_t steps = std::max<std::int64_t>(max_len - prompt, 1);
+  at::Tensor running_idx = at::full({batch, k, steps}, -1, lopts);
+  at::Tensor beam_idx = running_idx.clone();
+  std::int64_t cur = prompt;
+  while (cur < max_len) {
+    const at::Tensor logits = DecodeStep(st, running.select(2, cur - 1).reshape({-1}));
+    const std::int64_t vocab = logits.size(-1);
+    at::Tensor logp = at::log_softmax(logits, -1).view({batch, k, vocab}) + running_scores.unsqueeze(2);
+    logp = logp.reshape({batch, -1});
+    auto [topk_logp, topk_flat] = at::topk(logp, keep);
+    const at::Tensor from_beam = at::div(topk_flat, vocab, "floor");
+    at::Tensor topk_running_idx = GatherBeams(running_idx, from_beam);
+    at::Tensor topk_seq = GatherBeams(running, from_beam);
+    const at::Tensor ids = topk_flat.remainder(vocab);
+    topk_seq.select(2, cur).copy_(ids);
+    topk_running_idx.select(2, cur - prompt).copy_(from_beam + at::arange(batch, lopts).unsqueeze(1) * k);
+    const at::Tensor hits = (ids == config_.eos_token_id) | at::full_like(ids, cur + 1 >= max_len, bopts);
+    // Running beams for the next step.
+    const at::Tensor topk_running_logp = topk_logp + hits.to(at::kFloat) * -1.0e9;
+    const at::Tensor next = std::get<1>(at::topk(topk_running_logp, k));
+    running = GatherBeams(topk_seq, next);
+    running_scores = GatherBeams(topk_running_logp, next);
+    running_idx = GatherBeams(topk_running_idx, next);
+    // Finished hypotheses.
+    const at::Tensor just_done = hits & top_mask.unsqueeze(0);
+    at::Tensor scored = topk_logp / std::pow(static_cast<double>(cur + 1 - prompt), o.length_penalty);
+    scored = scored + (at::all(finished, -1, true) & early_true).to(at::kFloat) * -1.0e9;
+    scored = scored + (~heuristic_open).to(at::kFloat) * -1.0e9;
+    scored = scored + (~just_done).to(at::kFloat) * -1.0e9;
+    const at::Tensor merged_scores = at::cat({beam_scores, scored}, 1);
+    const at::Tensor best = std::get<1>(at::topk(merged_scores, k));
+    sequences = GatherBeams(at::cat({sequences, topk_seq}, 1), best);
+    beam_scores = GatherBeams(merged_scores, best);
+    beam_idx = GatherBeams(at::cat({beam_idx, topk_running_idx}, 1), best);
+    finished = GatherBeams(at::cat({finished, just_done}, 1), best);
+    st.Reorder(running_idx.select(2, cur - prompt).reshape({-1}));
+    ++cur;
+    // Can a running beam still beat the worst finished one?
+    const double best_len = o.early_stopping == ES::kNever && o.length_penalty > 0.0
+                                ? static_cast<double>(max_len - prompt)
+                                : static_cast<double>(cur - prompt);
+    const at::Tensor best_possible = running_scores.narrow(1, 0, 1) / std::pow(best_len, o.length_penalty);
+    const at::Tensor worst_finished =
+        at::where(finished, std::get<0>(at::min(beam_scores, 1, true)), at::full_like(beam_scores, -1.0e9));
+    heuristic_open = heuristic_open & at::any(best_possible > worst_finished, -1, true);
+    const bool improvement = heuristic_open.any().item<bool>();
+    const bool open_beam = !(finished.all().item<bool>() && early_true);
+    const bool continuations = !hits.all().item<bool>();
+    if (!(improvement && open_beam && continuations)) break;
+  }
+  const at::Tensor best_idx = beam_idx.select(1, 0);
+  const std::int64_t generated = (best_idx + 1).to(at::kBool).sum(1).max().item<std::int64_t>();
+  return sequences.select(1, 0).narrow(1, 0, prompt + generated);
 }
 
 std::string T5ForConditionalGeneration::HfName(const std::string& name) {

@@ -41,6 +41,17 @@ class Weight;
 class LayerNorm;
 }  // namespace t5
 
+// HF generate()'s settings that translation uses (greedy or beam search, no sampling).
+struct GenerateOptions {
+  std::int64_t max_length = 20;  // output tokens, the decoder start token included (HF's max_length)
+  int num_beams = 1;
+  double length_penalty = 1.0;  // beam scores are sum(log p) / generated_length^length_penalty
+  // HF's early_stopping: kTrue ends a sentence's search once num_beams hypotheses finished; kFalse
+  // once the best running beam cannot beat the worst finished one at the current length; kNever
+  // (with length_penalty > 0) at max_length.
+  enum class EarlyStopping { kFalse, kTrue, kNever } early_stopping = EarlyStopping::kFalse;
+};
+
 class T5ForConditionalGeneration : public Model {
  public:
   // Random initialisation as HF's _init_weights, deterministic from `seed` (LibTorch's global
@@ -59,6 +70,13 @@ class T5ForConditionalGeneration : public Model {
   at::Tensor Decode(const at::Tensor& decoder_input_ids, const at::Tensor& encoder_out,
                     const at::Tensor& attention_mask);
 
+  // Token ids [B, L <= max_length] as HF's generate() returns them for encoder-decoder models:
+  // decoder_start_token_id first, then the generated tokens, </s>, and padding.  Incremental
+  // decoding with a key/value cache per decoder block (cross-attention keys and values computed
+  // once).  Runs without autograd in eval mode; at stage 3, call it inside
+  // Engine::GatherParameters() (it uses the blocks directly, not through their units).
+  at::Tensor Generate(const at::Tensor& input_ids, const at::Tensor& attention_mask, const GenerateOptions& options);
+
   // labels shifted one to the right behind decoder_start_token_id, -100 replaced by pad.
   at::Tensor ShiftRight(const at::Tensor& labels) const;
 
@@ -76,7 +94,13 @@ class T5ForConditionalGeneration : public Model {
   absl::Status SaveHfCheckpoint(const std::string& dir) const;
 
  private:
+  struct DecodeState;
   at::Tensor Head(const at::Tensor& decoder_out);
+  DecodeState StartDecoding(const at::Tensor& encoder_out, const at::Tensor& attention_mask);
+  // Logits [N, vocab] (fp32) of the next token after `tokens` [N], extending the cache.
+  at::Tensor DecodeStep(DecodeState& state, const at::Tensor& tokens);
+  at::Tensor Greedy(DecodeState& state, std::int64_t batch, const GenerateOptions& options);
+  at::Tensor BeamSearch(DecodeState& state, std::int64_t batch, const GenerateOptions& options);
 
   T5Config config_;
   std::shared_ptr<t5::Weight> shared_;

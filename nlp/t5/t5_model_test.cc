@@ -67,6 +67,26 @@ TEST_P(T5ParityTest, LogitsLossAndGradientsMatchHf) {
   EXPECT_EQ(compared, static_cast<int>(grads.size())) << "we have parameters HF lacks";
 }
 
+// The settings make_t5_fixtures.py passed to generate().
+TEST_P(T5ParityTest, GenerateMatchesHf) {
+  const std::string dir = Fixture(GetParam());
+  auto model = LoadFixture(dir);
+  absl::StatusOr<ckpt::Safetensors> ref = ckpt::ReadSafetensors(dir + "/reference.safetensors");
+  ASSERT_THAT(ref.status(), IsOk());
+  using ES = GenerateOptions::EarlyStopping;
+  const std::map<std::string, GenerateOptions> settings = {
+      {"greedy", {12, 1, 1.0, ES::kFalse}},
+      {"beam3", {12, 3, 1.0, ES::kFalse}},
+      {"beam4_early", {9, 4, 0.6, ES::kTrue}},
+  };
+  for (const auto& [key, options] : settings) {
+    const at::Tensor got = model->Generate(*ref->Find("input_ids"), *ref->Find("attention_mask"), options);
+    const at::Tensor& want = *ref->Find("generate." + key);
+    EXPECT_TRUE(got.sizes() == want.sizes() && at::equal(got, want)) << key << ": ours " << got << "\nHF's " << want;
+  }
+  EXPECT_TRUE(model->is_training() == false);
+}
+
 INSTANTIATE_TEST_SUITE_P(Styles, T5ParityTest, ::testing::Values("t5", "v1_1"));
 
 TEST(T5ModelTest, SavedCheckpointLoadsBackIdentically) {

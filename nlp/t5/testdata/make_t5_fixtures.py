@@ -3,8 +3,10 @@
 For each style (t5: ReLU FFN, tied head scaled by d_model^-0.5; v1_1: gated-GELU FFN, untied
 head) a tiny random-init HF T5ForConditionalGeneration is saved with save_pretrained into
 <style>/ (config.json, model.safetensors), and <style>/reference.safetensors holds fixed inputs
-(input_ids, attention_mask, labels), HF's eval-mode logits and loss on them, and the gradient of
-that loss for every parameter ("grad.<name>").
+(input_ids, attention_mask, labels), HF's eval-mode logits and loss on them, the gradient of
+that loss for every parameter ("grad.<name>"), and what generate() makes of the inputs, greedy
+and beam search ("generate.<setting>").  The head's </s> row is scaled up so that some
+sequences end before max_length.
 
     python3 nlp/t5/testdata/make_t5_fixtures.py      # needs torch, transformers, safetensors
 
@@ -21,6 +23,15 @@ import os
 import torch
 from safetensors.torch import save_file
 from transformers import T5Config, T5ForConditionalGeneration
+
+# generate() settings whose outputs the fixtures record ("generate.<key>").  use_cache=False:
+# transformers 5.24 sizes its decoder cache by num_layers and fails when num_decoder_layers differs
+# (the v1_1 fixture); without the cache it computes the same sequences.
+GENERATE = {
+    "greedy": dict(num_beams=1, max_length=12),
+    "beam3": dict(num_beams=3, max_length=12, length_penalty=1.0, early_stopping=False),
+    "beam4_early": dict(num_beams=4, max_length=9, length_penalty=0.6, early_stopping=True),
+}
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -39,9 +50,12 @@ def main():
                           decoder_start_token_id=0, **extra)
         model = T5ForConditionalGeneration(config).float().eval()
         out_dir = os.path.join(HERE, style)
-        model.save_pretrained(out_dir)
         if not extra["tie_word_embeddings"]:
             model.lm_head.weight = torch.nn.Parameter(torch.randn(64, 16, generator=torch.Generator().manual_seed(7)))
+        with torch.no_grad():  # make </s> likely enough that generation ends some sequences early
+            model.lm_head.weight[1] *= 1.8
+        model.save_pretrained(out_dir)
+        if not extra["tie_word_embeddings"]:
             assert model.lm_head.weight.data_ptr() != model.shared.weight.data_ptr()
             weights = {k: v.contiguous() for k, v in model.state_dict().items() if "embed_tokens" not in k}
             save_file(weights, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
@@ -69,6 +83,11 @@ def main():
                "logits": out.logits.detach().contiguous(), "loss": out.loss.detach().reshape(())}
         for name, p in model.named_parameters():
             ref["grad." + name] = p.grad.detach().contiguous()
+        with torch.no_grad():
+            for key, kwargs in GENERATE.items():
+                gen = model.generate(input_ids=input_ids, attention_mask=attention_mask, do_sample=False,
+                                     use_cache=False, **kwargs)
+                ref["generate." + key] = gen.contiguous()
         save_file(ref, os.path.join(out_dir, "reference.safetensors"))
         print(style, "loss", out.loss.item(), "params", sum(p.numel() for p in model.parameters()))
 
