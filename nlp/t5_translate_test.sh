@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# t5_translate end to end on a small T5 and WMT16 samples: the seed's flags and DeepSpeed configs
+# (ZeRO-2 with CPU offload, ZeRO-3 with both offloads), HF's outputs, a saved model loading back
+# to the same eval loss, and the errors users meet.
+set -uo pipefail
+
+runfiles="${TEST_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}"
+bin="$runfiles/zerotrain/nlp/t5_translate"
+configs="$runfiles/zerotrain/core/config/testdata"
+wmt="$runfiles/shared_data/wmt16_en_ro"
+tmp="${TEST_TMPDIR:-$(mktemp -d)}"
+failures=0
+export ZT_LOG_LEVEL=warning
+
+run() {
+  "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
+  echo $? >"$tmp/rc"
+}
+fail() {
+  echo "FAIL [$case_name]: $*" >&2
+  echo "--- stderr" >&2; tail -30 "$tmp/err" >&2
+  failures=$((failures + 1))
+}
+expect_rc() { [[ $(cat "$tmp/rc") == "$1" ]] || fail "exit code $(cat "$tmp/rc"), want $1"; }
+expect_err() { grep -qF -- "$1" "$tmp/err" || fail "stderr lacks: $1"; }
+expect_file() { [[ -s "$1" ]] || fail "missing or empty: $1"; }
+# json FILE KEY: the value of a top-level key of a JSON file.
+json() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
+
+# The seed's --dataset_name lookup finds a local copy under the working directory's data/.
+work="$tmp/work"
+mkdir -p "$work/data/wmt16_en_ro" "$work/tiny"
+head -300 "$wmt/train.json" >"$work/data/wmt16_en_ro/train.json"
+head -40 "$wmt/validation.json" >"$work/data/wmt16_en_ro/validation.json"
+cat >"$work/tiny/config.json" <<'JSON'
+{"model_type": "t5", "vocab_size": 800, "d_model": 64, "d_kv": 16, "num_heads": 4, "d_ff": 128,
+ "num_layers": 2, "num_decoder_layers": 2, "feed_forward_proj": "relu", "dropout_rate": 0.1}
+JSON
+export BUILD_WORKING_DIRECTORY="$work"
+
+common=(--model_name_or_path tiny --do_train --do_eval --per_device_train_batch_size 8
+        --per_device_eval_batch_size 8 --overwrite_output_dir --num_train_epochs 2 --dataset_name wmt16
+        --dataset_config ro-en --source_lang en --target_lang ro --tokenizer_vocab_size 800
+        --learning_rate 3e-3 --max_source_length 48 --max_target_length 48 --logging_steps 10
+        --predict_with_generate --generation_max_length 16)
+
+for zero in zero2 zero3; do
+  case_name="seed flags with ds_config_$zero.json"
+  run --deepspeed "$configs/ds_config_$zero.json" --output_dir "out_$zero" "${common[@]}"
+  expect_rc 0
+  out="$work/out_$zero"
+  for f in config.json model.safetensors spiece.model all_results.json train_results.json eval_results.json \
+      trainer_state.json; do
+    expect_file "$out/$f"
+  done
+  expect_err "wmt16 ro-en from its local copy in $work/data/wmt16_en_ro"
+  expect_err "source prefix (T5's default): \"translate English to Romanian: \""
+  [[ $(cat "$tmp/rc") == 0 ]] || continue
+  for key in train_loss train_runtime train_samples_per_second eval_loss eval_bleu eval_gen_len epoch; do
+    json "$out/all_results.json" "$key" >/dev/null 2>&1 || fail "all_results.json lacks $key"
+  done
+  python3 - "$out/trainer_state.json" <<'PY' || fail "the logged loss did not fall"
+import json, sys
+h = [e["loss"] for e in json.load(open(sys.argv[1]))["log_history"] if "loss" in e]
+sys.exit(0 if len(h) >= 3 and h[-1] < h[0] - 0.5 else 1)
+PY
+done
+
+case_name="a saved model directory loads back (weights and tokenizer) to the same eval loss"
+want=$(json "$work/out_zero2/eval_results.json" eval_loss)
+run --model_name_or_path out_zero2 --do_eval --output_dir reload --dataset_name wmt16 --dataset_config_name ro-en \
+  --source_lang en --target_lang ro --max_source_length 48 --max_target_length 48 --per_device_eval_batch_size 8
+expect_rc 0
+got=$(json "$work/reload/eval_results.json" eval_loss 2>/dev/null || echo missing)
+python3 -c "import sys; sys.exit(0 if abs(float('$got') - float('$want')) < 1e-5 else 1)" 2>/dev/null ||
+  fail "eval_loss after reload $got, at the end of training $want"
+
+case_name="do_predict writes generated_predictions.txt"
+run --model_name_or_path out_zero2 --do_predict --predict_with_generate --test_file "$wmt/validation.json" \
+  --max_predict_samples 7 --output_dir predict --source_lang en --target_lang ro --generation_max_length 8
+expect_rc 0
+[[ $(wc -l <"$work/predict/generated_predictions.txt" 2>/dev/null) == 7 ]] || fail "not 7 predictions"
+json "$work/predict/predict_results.json" predict_bleu >/dev/null 2>&1 || fail "no predict_bleu"
+
+case_name="no output_dir"
+run --do_train --train_file "$wmt/train.json" --source_lang en --target_lang ro --model_name_or_path tiny
+expect_rc 1
+expect_err "--output_dir is required"
+
+case_name="non-empty output_dir without --overwrite_output_dir"
+run --do_train --train_file "$wmt/train.json" --source_lang en --target_lang ro --model_name_or_path tiny \
+  --output_dir out_zero2
+expect_rc 1
+expect_err "already exists and is not empty. Use --overwrite_output_dir"
+
+case_name="dataset without a local copy says which files to pass"
+run --do_train --dataset_name wmt14 --dataset_config de-en --source_lang en --target_lang de \
+  --model_name_or_path tiny --output_dir nowhere
+expect_rc 1
+expect_err "no local copy"
+expect_err "--train_file train.json --validation_file validation.json"
+
+case_name="missing and broken DeepSpeed configs name the file"
+run --deepspeed no_such.json "${common[@]}" --output_dir bad1
+expect_rc 1
+expect_err "$work/no_such.json"
+echo '{"zero_optimization": {"stage": 2,}' >"$work/broken.json"
+run --deepspeed broken.json "${common[@]}" --output_dir bad2
+expect_rc 1
+expect_err "$work/broken.json: not a JSON object"
+echo '{"zero_optimization": {"stgae": 2}}' >"$work/typo.json"
+run --deepspeed typo.json "${common[@]}" --output_dir bad3
+expect_rc 1
+expect_err "stgae"
+
+case_name="unknown architecture"
+run --model_name_or_path t5-huge --do_train --train_file "$wmt/train.json" --source_lang en --target_lang ro \
+  --output_dir bad4
+expect_rc 1
+expect_err "t5-huge"
+
+if ((failures > 0)); then
+  echo "$failures failure(s)" >&2
+  exit 1
+fi
+echo "all t5_translate cases passed"

@@ -1,0 +1,623 @@
+#include "nlp/translate/translate.h"
+
+#include <ATen/ATen.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "core/comm/communicator.h"
+#include "core/comm/rank_env.h"
+#include "core/config/config.h"
+#include "core/engine/engine.h"
+#include "core/util/status_macros.h"
+#include "core/util/torch_status.h"
+#include "core/zero/unit.h"
+#include "nlohmann/json.hpp"
+#include "nlp/data/sentencepiece.h"
+#include "nlp/data/sentencepiece_trainer.h"
+#include "nlp/eval/bleu.h"
+#include "nlp/t5/t5_config.h"
+#include "nlp/t5/t5_model.h"
+#include "nlp/translate/data.h"
+
+namespace zt::nlp {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool Exists(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0;
+}
+bool IsDir(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+bool DirNonEmpty(const std::string& p) {
+  DIR* d = ::opendir(p.c_str());
+  if (d == nullptr) return false;
+  bool any = false;
+  while (const dirent* e = ::readdir(d)) {
+    if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") any = true;
+  }
+  ::closedir(d);
+  return any;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+absl::Status WriteFile(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    out << text;
+    if (!out) return absl::DataLossError(absl::StrCat("cannot write ", tmp));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) return absl::DataLossError(absl::StrCat("cannot rename to ", path));
+  return absl::OkStatus();
+}
+
+absl::Status MakeDirs(const std::string& path) {
+  std::string at;
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    at.append(part.data(), part.size());
+    if (!at.empty() && ::mkdir(at.c_str(), 0755) != 0 && errno != EEXIST) {
+      return absl::PermissionDeniedError(absl::StrCat("cannot create ", at, ": ", std::strerror(errno)));
+    }
+    at += "/";
+  }
+  return absl::OkStatus();
+}
+
+double Round4(double v) { return std::round(v * 1e4) / 1e4; }
+
+// Stage-3 units run their inner modules directly for the scope (parameters gathered by the
+// caller): evaluation and generation do not go through the fetch schedule.
+class PlainUnits {
+ public:
+  explicit PlainUnits(torch::nn::Module& m) {
+    for (const auto& mod : m.modules()) {
+      if (auto* u = dynamic_cast<UnitBase*>(mod.get()); u != nullptr && u->fetcher() != nullptr) {
+        saved_.emplace_back(u, u->fetcher(), u->unit_id());
+        u->AttachFetcher(nullptr, -1);
+      }
+    }
+  }
+  ~PlainUnits() {
+    for (auto& [u, f, id] : saved_) u->AttachFetcher(f, id);
+  }
+
+ private:
+  std::vector<std::tuple<UnitBase*, UnitFetcher*, int>> saved_;
+};
+
+// The small model of the no-argument run.
+T5Config DemoConfig(std::int64_t vocab) {
+  T5Config c;
+  c.vocab_size = vocab;
+  c.d_model = 128;
+  c.d_kv = 32;
+  c.num_heads = 4;
+  c.d_ff = 512;
+  c.num_layers = c.num_decoder_layers = 2;
+  c.dropout_rate = 0.1;
+  return c;
+}
+
+absl::StatusOr<nlohmann::json> SchedulerFor(const std::string& type) {
+  if (type == "linear") {
+    return nlohmann::json{{"type", "WarmupDecayLR"},
+                          {"params",
+                           {{"warmup_min_lr", 0},
+                            {"warmup_max_lr", "auto"},
+                            {"warmup_num_steps", "auto"},
+                            {"total_num_steps", "auto"},
+                            {"warmup_type", "linear"}}}};
+  }
+  if (type == "constant_with_warmup") {
+    return nlohmann::json{
+        {"type", "WarmupLR"},
+        {"params",
+         {{"warmup_min_lr", 0}, {"warmup_max_lr", "auto"}, {"warmup_num_steps", "auto"}, {"warmup_type", "linear"}}}};
+  }
+  if (type == "cosine") {
+    return nlohmann::json{{"type", "WarmupCosineLR"},
+                          {"params",
+                           {{"total_num_steps", "auto"},
+                            {"warmup_num_steps", "auto"},
+                            {"warmup_min_ratio", 0},
+                            {"cos_min_ratio", 0},
+                            {"warmup_type", "linear"}}}};
+  }
+  if (type == "constant") return nlohmann::json();
+  return absl::InvalidArgumentError(
+      absl::StrCat("--lr_scheduler_type ", type, " is not supported (linear, cosine, constant, constant_with_warmup)"));
+}
+
+struct EvalOutput {
+  double loss = 0;
+  bool generated = false;
+  double bleu = 0, gen_len = 0;
+  std::vector<std::string> predictions;
+  double seconds = 0;
+  std::int64_t batches = 0;
+};
+
+class Job {
+ public:
+  explicit Job(const TranslateArgs& a) : a_(a) {}
+
+  absl::Status Run() {
+    RETURN_IF_ERROR(Setup());
+    if (a_.demo) {
+      ASSIGN_OR_RETURN(EvalOutput before, Evaluate(val_, data_.validation, /*generate=*/true));
+      Say(absl::StrFormat("before training: eval_loss %.4f, BLEU %.2f", before.loss, before.bleu));
+      Samples(before, 3);
+    }
+    nlohmann::json all = nlohmann::json::object();
+    if (a_.do_train) {
+      ASSIGN_OR_RETURN(nlohmann::json m, Train());
+      all.update(m);
+      RETURN_IF_ERROR(SaveResults("train", m));
+      RETURN_IF_ERROR(SaveModel());
+    }
+    if (a_.do_eval) {
+      ASSIGN_OR_RETURN(EvalOutput e, Evaluate(val_, data_.validation, a_.predict_with_generate));
+      nlohmann::json m = Metrics("eval", e, data_.validation.size());
+      all.update(m);
+      RETURN_IF_ERROR(SaveResults("eval", m));
+      Say(absl::StrCat("eval: ", m.dump()));
+      if (a_.demo) Samples(e, 5);
+    }
+    if (a_.do_predict) {
+      ASSIGN_OR_RETURN(EvalOutput p, Evaluate(test_, data_.test, a_.predict_with_generate));
+      nlohmann::json m = Metrics("predict", p, data_.test.size());
+      all.update(m);
+      RETURN_IF_ERROR(SaveResults("predict", m));
+      if (p.generated && rank_ == 0) {
+        RETURN_IF_ERROR(WriteFile(out_ + "/generated_predictions.txt", absl::StrJoin(p.predictions, "\n") + "\n"));
+      }
+      Say(absl::StrCat("predict: ", m.dump()));
+    }
+    if (rank_ == 0 && !all.empty()) RETURN_IF_ERROR(WriteFile(out_ + "/all_results.json", all.dump(4) + "\n"));
+    Say(absl::StrCat("outputs in ", out_));
+    RETURN_IF_ERROR(engine_->Shutdown());
+    return comm_->Shutdown();
+  }
+
+ private:
+  void Say(const std::string& line) const {
+    if (rank_ == 0) std::fprintf(stderr, "%s\n", line.c_str());
+  }
+
+  absl::Status Setup() {
+    if (a_.output_dir.empty()) return absl::InvalidArgumentError("--output_dir is required");
+    if (!a_.do_train && !a_.do_eval && !a_.do_predict) {
+      return absl::InvalidArgumentError("nothing to do: pass --do_train, --do_eval and/or --do_predict");
+    }
+    if (a_.source_lang.empty() || a_.target_lang.empty()) {
+      return absl::InvalidArgumentError("--source_lang and --target_lang are required (e.g. en, ro)");
+    }
+    out_ = UserPath(a_.output_dir);
+    ASSIGN_OR_RETURN(RankInfo me, RankInfoFromEnv());
+    rank_ = me.rank;
+    if (a_.do_train && DirNonEmpty(out_) && !a_.overwrite_output_dir) {
+      return absl::AlreadyExistsError(absl::StrCat("Output directory (", out_,
+                                                   ") already exists and is not empty. Use --overwrite_output_dir "
+                                                   "to overcome."));
+    }
+    if (rank_ == 0) RETURN_IF_ERROR(MakeDirs(out_));
+    CommOptions co;
+    co.rank = me;
+    ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, Communicator::Create(co));
+    comm_ = std::move(comm);
+    world_ = comm_->world_size();
+
+    ASSIGN_OR_RETURN(data_, LoadTranslationData(a_));
+    Say(absl::StrCat("data: ", data_.description));
+    RETURN_IF_ERROR(SetupModelAndTokenizer());
+    prefix_ = a_.source_prefix_set ? a_.source_prefix : DefaultSourcePrefix(a_.source_lang, a_.target_lang);
+    if (!a_.source_prefix_set) Say(absl::StrCat("source prefix (T5's default): \"", prefix_, "\""));
+    const std::int64_t val_max = a_.val_max_target_length > 0 ? a_.val_max_target_length : a_.max_target_length;
+    train_ = Tokenize(*sp_, data_.train, prefix_, a_.max_source_length, a_.max_target_length);
+    val_ = Tokenize(*sp_, data_.validation, prefix_, a_.max_source_length, val_max);
+    test_ = Tokenize(*sp_, data_.test, prefix_, a_.max_source_length, val_max);
+    gen_max_ = a_.generation_max_length > 0 ? a_.generation_max_length : val_max;
+    return SetupEngine();
+  }
+
+  absl::Status SetupModelAndTokenizer() {
+    const std::string src = UserPath(a_.model_name_or_path);
+    std::string model_dir;
+    if (a_.demo && a_.model_name_or_path.empty()) {
+      // Filled once the tokenizer is known.
+    } else if (IsDir(src)) {
+      model_dir = src;
+      ASSIGN_OR_RETURN(config_, ReadT5Config(src + "/config.json"));
+    } else {
+      ASSIGN_OR_RETURN(config_, T5ConfigForName(a_.model_name_or_path));
+      Say(absl::StrCat(a_.model_name_or_path,
+                       ": no pretrained weights on this machine (no internet); initialising that architecture at "
+                       "random (seed ",
+                       a_.seed, ")"));
+    }
+    // Tokenizer: --tokenizer_name, the model's spiece.model, or one trained here.
+    std::string sp_path;
+    if (!a_.tokenizer_name.empty()) {
+      const std::string t = UserPath(a_.tokenizer_name);
+      sp_path = IsDir(t) ? t + "/spiece.model" : t;
+    } else if (!model_dir.empty() && Exists(model_dir + "/spiece.model")) {
+      sp_path = model_dir + "/spiece.model";
+    }
+    if (!sp_path.empty()) {
+      ASSIGN_OR_RETURN(sp_bytes_, ReadFile(sp_path));
+    } else {
+      if (data_.train.empty()) {
+        return absl::InvalidArgumentError(
+            "no spiece.model (pass --tokenizer_name or a model directory that has one), and no training text to "
+            "train one on");
+      }
+      std::vector<std::string> text;
+      for (const auto& p : data_.train) {
+        text.push_back(p.source);
+        text.push_back(p.target);
+      }
+      UnigramTrainerOptions o;
+      o.vocab_size = static_cast<int>(a_.tokenizer_vocab_size);
+      const auto t0 = Clock::now();
+      ASSIGN_OR_RETURN(sp_bytes_, TrainUnigram(text, o));
+      Say(
+          absl::StrFormat("tokenizer: no spiece.model given; trained a %d-piece unigram SentencePiece model on the %zu "
+                          "training texts in %.1f s (saved as %s/spiece.model)",
+                          o.vocab_size, text.size(), std::chrono::duration<double>(Clock::now() - t0).count(), out_));
+    }
+    ASSIGN_OR_RETURN(SentencePiece sp,
+                     SentencePiece::Parse(sp_bytes_, sp_path.empty() ? "trained tokenizer" : sp_path));
+    sp_ = std::make_unique<SentencePiece>(std::move(sp));
+    if (a_.demo && a_.model_name_or_path.empty()) {
+      config_ = DemoConfig(sp_->vocab_size());
+      Say(absl::StrFormat("model: a small T5 (d_model %d, %d+%d layers, vocab %d), random init", config_.d_model,
+                          config_.num_layers, config_.num_decoder_layers, config_.vocab_size));
+    }
+    if (sp_->vocab_size() > config_.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("the tokenizer has ", sp_->vocab_size(),
+                                                     " pieces but the model's vocab_size is ", config_.vocab_size));
+    }
+    model_ = std::make_shared<T5ForConditionalGeneration>(config_, a_.seed);
+    if (!model_dir.empty()) {
+      const std::string weights = model_dir + "/model.safetensors";
+      if (Exists(weights)) {
+        RETURN_IF_ERROR(model_->LoadHfCheckpoint(weights));
+        Say(absl::StrCat("model: ", weights));
+      } else {
+        Say(absl::StrCat("model: ", model_dir, " has no model.safetensors; random init (seed ", a_.seed, ")"));
+      }
+    }
+    std::int64_t params = 0;
+    for (const auto& p : model_->parameters()) params += p.numel();
+    Say(absl::StrFormat("model: %.1fM parameters", params / 1e6));
+    return absl::OkStatus();
+  }
+
+  absl::Status SetupEngine() {
+    nlohmann::json j;
+    std::string source = "built-in config (ZeRO stage 0)";
+    if (!a_.deepspeed.empty()) {
+      source = UserPath(a_.deepspeed);
+      ASSIGN_OR_RETURN(std::string text, ReadFile(source));
+      j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+      if (j.is_discarded() || !j.is_object()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(source, ": not a JSON object (check it with //tools:ds_config)"));
+      }
+    } else {
+      j = {{"train_micro_batch_size_per_gpu", "auto"},
+           {"gradient_accumulation_steps", "auto"},
+           {"train_batch_size", "auto"},
+           {"gradient_clipping", "auto"},
+           {"zero_optimization", {{"stage", 0}}},
+           {"fp16", {{"enabled", "auto"}}},
+           {"bf16", {{"enabled", "auto"}}}};
+    }
+    if (!j.contains("optimizer")) {
+      j["optimizer"] = {{"type", "AdamW"},
+                        {"params", {{"lr", "auto"}, {"betas", "auto"}, {"eps", "auto"}, {"weight_decay", "auto"}}}};
+    }
+    if (!j.contains("scheduler")) {
+      ASSIGN_OR_RETURN(nlohmann::json s, SchedulerFor(a_.lr_scheduler_type));
+      if (!s.is_null()) j["scheduler"] = s;
+    }
+    if (a_.bf16 && !j.contains("bf16")) j["bf16"] = {{"enabled", true}};
+    if (a_.fp16 && !j.contains("fp16")) j["fp16"] = {{"enabled", true}};
+    // Steps: HF's arithmetic (a DistributedSampler pads the data to a multiple of the ranks).
+    const std::int64_t micro = a_.per_device_train_batch_size;
+    const auto n = static_cast<std::int64_t>(train_.size());
+    const std::int64_t per_rank = (n + world_ - 1) / world_;
+    micro_per_epoch_ = (per_rank + micro - 1) / micro;
+    const std::int64_t updates_per_epoch = std::max<std::int64_t>(micro_per_epoch_ / a_.gradient_accumulation_steps, 1);
+    total_steps_ =
+        a_.max_steps > 0 ? a_.max_steps : static_cast<std::int64_t>(std::ceil(a_.num_train_epochs * updates_per_epoch));
+    if (!a_.do_train) total_steps_ = 1;
+    warmup_ =
+        a_.warmup_steps > 0 ? a_.warmup_steps : static_cast<std::int64_t>(std::ceil(a_.warmup_ratio * total_steps_));
+    AutoValues job;
+    job.lr = a_.learning_rate;
+    job.betas = {a_.adam_beta1, a_.adam_beta2};
+    job.eps = a_.adam_epsilon;
+    job.weight_decay = a_.weight_decay;
+    job.micro_batch = micro;
+    job.gradient_accumulation_steps = a_.gradient_accumulation_steps;
+    job.max_grad_norm = a_.max_grad_norm;
+    job.warmup_steps = warmup_;
+    job.total_steps = total_steps_;
+    job.fp16 = a_.fp16;
+    job.bf16 = a_.bf16;
+    job.hidden_size = config_.d_model;
+    job.world_size = world_;
+    ASSIGN_OR_RETURN(Config config, Config::FromJson(j.dump(), source, job));
+    if (config.precision() == Precision::kFp16) {
+      Say("warning: T5 is known to overflow in fp16 (HF transformers issue #10830): activations are clamped as HF "
+          "does, but the feed-forward output is not kept in fp32 yet; prefer --bf16");
+    }
+    ASSIGN_OR_RETURN(engine_, Engine::Create(model_, config, comm_));
+    stage3_ = config.zero_optimization.stage == 3;
+    Say(absl::StrFormat("engine: ZeRO stage %d, %d rank(s), %s, device %s, %d update steps",
+                        config.zero_optimization.stage, world_,
+                        config.precision() == Precision::kBf16   ? "bf16"
+                        : config.precision() == Precision::kFp16 ? "fp16"
+                                                                 : "fp32",
+                        engine_->device().str(), total_steps_));
+    return absl::OkStatus();
+  }
+
+  Batch ToDevice(Batch b) const {
+    for (auto& [k, v] : b) v = v.to(engine_->device());
+    return b;
+  }
+
+  double MeanOverRanks(double v) {
+    if (world_ == 1) return v;
+    at::Tensor t = at::full({1}, v, at::TensorOptions().dtype(at::kDouble).device(engine_->device()));
+    auto w = comm_->AllReduce(t);
+    if (!w.ok() || !(*w)->Wait().ok()) return v;
+    return t.item<double>() / world_;
+  }
+
+  absl::StatusOr<nlohmann::json> Train() {
+    const std::int64_t micro = a_.per_device_train_batch_size;
+    const auto n = static_cast<std::int64_t>(train_.size());
+    Say(
+        absl::StrFormat("training: %d examples, %d epoch(s), batch %d per device x %d rank(s) x %d accumulation, "
+                        "%d steps",
+                        n, static_cast<std::int64_t>(std::ceil(a_.num_train_epochs)), micro, world_,
+                        a_.gradient_accumulation_steps, total_steps_));
+    const bool tty = ::isatty(2) != 0;
+    const auto t0 = Clock::now();
+    double loss_sum = 0, log_sum = 0;
+    std::int64_t micro_steps = 0, log_micro = 0, samples = 0;
+    std::int64_t epoch = 0, step = 0;
+    while (step < total_steps_) {
+      // HF's DistributedSampler: shuffled with the seed and epoch, padded to a multiple of the ranks.
+      std::vector<std::int64_t> order(n);
+      for (std::int64_t i = 0; i < n; ++i) order[i] = i;
+      std::mt19937_64 rng(a_.seed + static_cast<std::uint64_t>(epoch));
+      for (std::int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[rng() % (i + 1)]);
+      const std::int64_t per_rank = (n + world_ - 1) / world_;
+      std::vector<std::int64_t> mine;
+      for (std::int64_t k = 0; k < per_rank; ++k) mine.push_back(order[(k * world_ + rank_) % n]);
+      for (std::int64_t m = 0; m < micro_per_epoch_ && step < total_steps_; ++m) {
+        std::vector<const Example*> ex;
+        for (std::int64_t k = m * micro; k < std::min((m + 1) * micro, per_rank); ++k) ex.push_back(&train_[mine[k]]);
+        const Batch b = ToDevice(Collate(ex, sp_->pad_id(), a_.pad_to_max_length, a_.ignore_pad_token_for_loss,
+                                         a_.max_source_length, a_.max_target_length));
+        ASSIGN_OR_RETURN(at::Tensor loss, engine_->Forward(b));
+        RETURN_IF_ERROR(engine_->Backward(loss));
+        RETURN_IF_ERROR(engine_->Step());
+        const double l = loss.item<double>();
+        loss_sum += l;
+        log_sum += l;
+        ++micro_steps;
+        ++log_micro;
+        samples += static_cast<std::int64_t>(ex.size()) * world_;
+        if (engine_->global_steps() == step) continue;
+        step = engine_->global_steps();
+        const double ep = static_cast<double>(epoch) + static_cast<double>(m + 1) / micro_per_epoch_;
+        const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+        if (step % a_.logging_steps == 0 || step == total_steps_) {
+          const double avg = MeanOverRanks(log_sum / std::max<std::int64_t>(log_micro, 1));
+          log_history_.push_back({{"loss", Round4(avg)},
+                                  {"grad_norm", engine_->last_grad_norm()},
+                                  {"learning_rate", engine_->lr()},
+                                  {"epoch", Round4(ep)},
+                                  {"step", step}});
+          if (tty && rank_ == 0) std::fprintf(stderr, "\n");
+          Say(absl::StrFormat("{'loss': %.4f, 'grad_norm': %.4g, 'learning_rate': %.4g, 'epoch': %.2f}", avg,
+                              engine_->last_grad_norm(), engine_->lr(), ep));
+          log_sum = 0;
+          log_micro = 0;
+        }
+        if (rank_ == 0 && (tty || step % std::max<std::int64_t>(total_steps_ / 10, 1) == 0)) {
+          const int width = 30;
+          const int done = static_cast<int>(width * step / total_steps_);
+          std::fprintf(stderr, "%s[%s%s] %lld/%lld  loss %.4f  %.2f it/s%s", tty ? "\r" : "",
+                       std::string(done, '=').c_str(), std::string(width - done, ' ').c_str(),
+                       static_cast<long long>(step), static_cast<long long>(total_steps_), l, step / secs,
+                       tty ? "" : "\n");
+        }
+      }
+      ++epoch;
+    }
+    if (tty && rank_ == 0) std::fprintf(stderr, "\n");
+    if (a_.save_steps > 0 && a_.save_steps < total_steps_ && a_.save_steps != 500) {
+      Say("note: --save_steps: intermediate checkpoint-N directories are not written yet (the final model is)");
+    }
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    epochs_done_ =
+        static_cast<double>(step) / std::max<std::int64_t>(micro_per_epoch_ / a_.gradient_accumulation_steps, 1);
+    const double train_loss = MeanOverRanks(loss_sum / std::max<std::int64_t>(micro_steps, 1));
+    nlohmann::json m = {{"train_loss", train_loss},
+                        {"train_runtime", Round4(secs)},
+                        {"train_samples", static_cast<std::int64_t>(train_.size())},
+                        {"train_samples_per_second", Round4(samples / secs)},
+                        {"train_steps_per_second", Round4(step / secs)},
+                        {"epoch", Round4(epochs_done_)}};
+    Say(absl::StrCat("train: ", m.dump()));
+    return m;
+  }
+
+  absl::StatusOr<EvalOutput> Evaluate(const std::vector<Example>& ex, const std::vector<TranslationPair>& pairs,
+                                      bool generate) {
+    EvalOutput out;
+    const auto t0 = Clock::now();
+    std::unique_ptr<GatheredParameters> gathered;
+    if (stage3_) {
+      ASSIGN_OR_RETURN(gathered, engine_->GatherParameters());
+    }
+    absl::Status s = CallTorch("evaluation", [&] {
+      PlainUnits plain(*model_);
+      at::NoGradGuard no_grad;
+      model_->eval();
+      double loss_sum = 0;
+      std::int64_t lens = 0, count = 0;
+      std::vector<std::string> refs;
+      const std::int64_t bs = a_.per_device_eval_batch_size;
+      for (std::size_t i = 0; i < ex.size(); i += bs) {
+        std::vector<const Example*> chunk;
+        for (std::size_t k = i; k < std::min(ex.size(), i + bs); ++k) chunk.push_back(&ex[k]);
+        const Batch b = ToDevice(
+            Collate(chunk, sp_->pad_id(), a_.pad_to_max_length, a_.ignore_pad_token_for_loss, a_.max_source_length, 0));
+        loss_sum += model_->Forward(b).item<double>() * static_cast<double>(chunk.size());
+        ++out.batches;
+        if (!generate) continue;
+        GenerateOptions g;
+        g.max_length = gen_max_;
+        g.num_beams = a_.num_beams;
+        const at::Tensor ids = model_->Generate(b.at("input_ids"), b.at("attention_mask"), g).cpu();
+        for (std::int64_t r = 0; r < ids.size(0); ++r) {
+          std::vector<int> toks;
+          for (std::int64_t c = 0; c < ids.size(1); ++c) {
+            const auto t = ids[r][c].item<std::int64_t>();
+            if (t != sp_->pad_id()) ++lens;
+            toks.push_back(static_cast<int>(t));
+          }
+          out.predictions.push_back(std::string(absl::StripAsciiWhitespace(sp_->Decode(toks))));
+          const Example& e = *chunk[r];
+          std::vector<int> label(e.labels.begin(), e.labels.end());
+          refs.push_back(std::string(absl::StripAsciiWhitespace(sp_->Decode(label))));
+          ++count;
+        }
+      }
+      out.loss = loss_sum / std::max<std::size_t>(ex.size(), 1);
+      if (generate) {
+        absl::StatusOr<Bleu> bleu = CorpusBleu(out.predictions, refs);
+        if (!bleu.ok()) throw StatusException(bleu.status());
+        out.generated = true;
+        out.bleu = bleu->score;
+        out.gen_len = static_cast<double>(lens) / std::max<std::int64_t>(count, 1);
+      }
+      model_->train();
+    });
+    if (gathered) RETURN_IF_ERROR(gathered->Release());
+    RETURN_IF_ERROR(s);
+    (void)pairs;
+    out.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    return out;
+  }
+
+  nlohmann::json Metrics(const std::string& split, const EvalOutput& e, std::size_t samples) const {
+    nlohmann::json m = {{split + "_loss", e.loss},
+                        {split + "_runtime", Round4(e.seconds)},
+                        {split + "_samples", samples},
+                        {split + "_samples_per_second", Round4(samples / e.seconds)},
+                        {split + "_steps_per_second", Round4(e.batches / e.seconds)}};
+    if (e.generated) {
+      m[split + "_bleu"] = Round4(e.bleu);
+      m[split + "_gen_len"] = Round4(e.gen_len);
+    }
+    if (split == "eval" && a_.do_train) m["epoch"] = Round4(epochs_done_);
+    return m;
+  }
+
+  void Samples(const EvalOutput& e, std::size_t n) const {
+    for (std::size_t i = 0; i < std::min(n, e.predictions.size()); ++i) {
+      Say(absl::StrCat("  en: ", data_.validation[i].source, "\n  ro (reference): ", data_.validation[i].target,
+                       "\n  ro (model):     ", e.predictions[i]));
+    }
+  }
+
+  absl::Status SaveResults(const std::string& split, const nlohmann::json& m) {
+    if (rank_ != 0) return absl::OkStatus();
+    return WriteFile(absl::StrCat(out_, "/", split, "_results.json"), m.dump(4) + "\n");
+  }
+
+  absl::Status SaveModel() {
+    std::unique_ptr<GatheredParameters> gathered;
+    if (stage3_) {
+      ASSIGN_OR_RETURN(gathered, engine_->GatherParameters());
+    }
+    absl::Status s = absl::OkStatus();
+    if (rank_ == 0) {
+      s = model_->SaveHfCheckpoint(out_);
+      if (s.ok()) s = WriteFile(out_ + "/spiece.model", sp_bytes_);
+      nlohmann::json state = {{"global_step", engine_->global_steps()},
+                              {"max_steps", total_steps_},
+                              {"num_train_epochs", a_.num_train_epochs},
+                              {"epoch", Round4(epochs_done_)},
+                              {"train_batch_size", a_.per_device_train_batch_size},
+                              {"logging_steps", a_.logging_steps},
+                              {"seed", a_.seed},
+                              {"log_history", log_history_}};
+      if (s.ok()) s = WriteFile(out_ + "/trainer_state.json", state.dump(2) + "\n");
+    }
+    if (gathered) RETURN_IF_ERROR(gathered->Release());
+    return s;
+  }
+
+  const TranslateArgs a_;
+  std::string out_;
+  int rank_ = 0, world_ = 1;
+  std::shared_ptr<Communicator> comm_;
+  TranslationData data_;
+  T5Config config_;
+  std::string sp_bytes_;
+  std::unique_ptr<SentencePiece> sp_;
+  std::shared_ptr<T5ForConditionalGeneration> model_;
+  std::unique_ptr<Engine> engine_;
+  bool stage3_ = false;
+  std::string prefix_;
+  std::vector<Example> train_, val_, test_;
+  std::int64_t gen_max_ = 128, micro_per_epoch_ = 1, total_steps_ = 1, warmup_ = 0;
+  double epochs_done_ = 0;
+  nlohmann::json log_history_ = nlohmann::json::array();
+};
+
+}  // namespace
+
+absl::Status RunTranslation(const TranslateArgs& args) {
+  Job job(args);
+  return job.Run();
+}
+
+}  // namespace zt::nlp
