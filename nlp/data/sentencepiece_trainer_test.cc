@@ -1,6 +1,7 @@
 #include "nlp/data/sentencepiece_trainer.h"
 
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,10 @@ std::vector<std::string> Wmt16Text(int pairs) {
 }
 
 TEST(UnigramTrainerTest, TrainsAModelThatRoundTripsText) {
+  const std::string train = std::string(std::getenv("TEST_SRCDIR")) + "/shared_data/wmt16_en_ro/train.json";
+  if (!std::ifstream(train)) {
+    GTEST_SKIP() << "wmt16_en_ro not present: set ZT_SHARED_DATA or put the data at ../shared/data";
+  }
   const std::vector<std::string> text = Wmt16Text(2000);
   UnigramTrainerOptions o;
   o.vocab_size = 1000;

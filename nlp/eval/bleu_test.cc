@@ -27,6 +27,9 @@ std::vector<std::string> Lines(const std::string& path) {
 }
 
 TEST(BleuTest, EqualsSacrebleuOnDamagedWmt16) {
+  if (!std::ifstream(Runfile("shared_data/wmt16_en_ro/validation.json"))) {
+    GTEST_SKIP() << "wmt16_en_ro not present: set ZT_SHARED_DATA or put the data at ../shared/data";
+  }
   const std::vector<std::string> hyps = Lines(Runfile("zerotrain/nlp/eval/testdata/bleu_hyps.txt"));
   const std::vector<std::string> tokenized = Lines(Runfile("zerotrain/nlp/eval/testdata/bleu_tokenized.txt"));
   ASSERT_EQ(hyps.size(), 300u);

@@ -1,0 +1,156 @@
+// T5 training step throughput on the engine: tokens/s, model FLOPs utilisation and peak GPU
+// memory for a published architecture (random init) on synthetic batches, the role of
+// tools/bench/peers/t5_hf.py (HF's T5ForConditionalGeneration, torch AdamW, bf16 autocast).
+//
+//   bazel run -c opt --config=cuda //tools/bench:t5_bench -- --model t5-large --batch 16 \
+//     --src_len 512 --tgt_len 128 --bf16 [--offload_optimizer] [--stage 2]
+//   bazel run -c opt --config=cuda //tools/bench:t5_bench -- --deepspeed ds_config_zero2.json --bf16
+//
+// FLOPs per step (the peer counts the same way): 3 x the forward's matmul FLOPs, i.e.
+// 2 x (weights a token passes through) per token, plus attention scores and context
+// (encoder S^2, decoder T^2 and T x S per layer), plus the head; MFU against --peak_tflops.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_format.h"
+#include "core/comm/communicator.h"
+#include "core/config/config.h"
+#include "core/engine/engine.h"
+#include "core/util/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "nlp/t5/t5_config.h"
+#include "nlp/t5/t5_model.h"
+#include "tools/machine.h"
+#ifdef ZT_CUDA
+#include "tools/bench/cuda_memory.h"
+#endif
+#include <ATen/ATen.h>
+
+#include <fstream>
+#include <sstream>
+
+ABSL_FLAG(std::string, model, "t5-large", "architecture name (t5-small ... t5-11b, google/t5-v1_1-*, ...)");
+ABSL_FLAG(int64_t, batch, 16, "micro-batch");
+ABSL_FLAG(int64_t, src_len, 512, "source tokens per sample");
+ABSL_FLAG(int64_t, tgt_len, 128, "target tokens per sample");
+ABSL_FLAG(int32_t, steps, 10, "timed steps");
+ABSL_FLAG(int32_t, warmup, 3, "untimed steps first");
+ABSL_FLAG(bool, bf16, true, "bf16 (fp32 master weights in the optimizer)");
+ABSL_FLAG(int32_t, stage, 2, "ZeRO stage (without --deepspeed)");
+ABSL_FLAG(bool, offload_optimizer, false, "optimizer state in host memory (without --deepspeed)");
+ABSL_FLAG(std::string, deepspeed, "", "a DeepSpeed config instead of --stage/--offload_optimizer");
+ABSL_FLAG(double, peak_tflops, 989.0, "the card's dense bf16 peak (H100/H200 SXM: 989)");
+ABSL_FLAG(std::string, device, "cuda", "cuda (NCCL, one GPU) or cpu (Gloo)");
+
+namespace {
+
+double StepFlops(const zt::nlp::T5Config& c, double b, double s, double t) {
+  const double d = c.d_model, inner = c.inner_dim(), ff = (c.gated ? 3.0 : 2.0) * d * c.d_ff;
+  const double enc_tok = 4 * d * inner + ff;
+  const double dec_tok = 4 * d * inner + 2 * d * inner + ff;  // self attention, cross q/o, FFN
+  const double cross_kv_src = 2 * d * inner;                  // cross k/v over the encoder output
+  double fwd = 2 * b * (s * c.num_layers * enc_tok + t * c.num_decoder_layers * dec_tok +
+                        s * c.num_decoder_layers * cross_kv_src + t * d * c.vocab_size);
+  fwd += 4 * b * inner * (c.num_layers * s * s + c.num_decoder_layers * (t * t + t * s));
+  return 3 * fwd;
+}
+
+absl::Status Run() {
+  ASSIGN_OR_RETURN(zt::nlp::T5Config c, zt::nlp::T5ConfigForName(absl::GetFlag(FLAGS_model)));
+  const std::int64_t b = absl::GetFlag(FLAGS_batch), s = absl::GetFlag(FLAGS_src_len), t = absl::GetFlag(FLAGS_tgt_len);
+  const bool cuda = absl::GetFlag(FLAGS_device) == "cuda";
+  zt::CommOptions co;
+  co.backend = cuda ? zt::CommBackend::kNccl : zt::CommBackend::kGloo;
+  ASSIGN_OR_RETURN(std::unique_ptr<zt::Communicator> comm, zt::Communicator::Create(co));
+  std::shared_ptr<zt::Communicator> shared(std::move(comm));
+  nlohmann::json j;
+  std::string source = "t5_bench";
+  if (!absl::GetFlag(FLAGS_deepspeed).empty()) {
+    source = absl::GetFlag(FLAGS_deepspeed);
+    std::ifstream in(source);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    j = nlohmann::json::parse(ss.str(), nullptr, false);
+    if (j.is_discarded()) return absl::InvalidArgumentError(source + ": not JSON");
+  } else {
+    j = {{"zero_optimization", {{"stage", absl::GetFlag(FLAGS_stage)}}}};
+    if (absl::GetFlag(FLAGS_offload_optimizer)) {
+      j["zero_optimization"]["offload_optimizer"] = {{"device", "cpu"}, {"pin_memory", true}};
+    }
+  }
+  j["train_micro_batch_size_per_gpu"] = b;
+  j["gradient_accumulation_steps"] = 1;
+  if (!j.contains("optimizer")) j["optimizer"] = {{"type", "AdamW"}, {"params", {{"lr", 1e-4}}}};
+  j.erase("scheduler");
+  j["bf16"] = {{"enabled", absl::GetFlag(FLAGS_bf16)}};
+  j["fp16"] = {{"enabled", false}};
+  zt::AutoValues job;
+  job.lr = 1e-4;
+  job.betas = {0.9, 0.999};
+  job.eps = 1e-8;
+  job.weight_decay = 0.0;
+  job.max_grad_norm = 1.0;
+  job.micro_batch = b;
+  job.gradient_accumulation_steps = 1;
+  job.hidden_size = c.d_model;
+  job.warmup_steps = 0;
+  job.total_steps = 1000;
+  ASSIGN_OR_RETURN(zt::Config config, zt::Config::FromJson(j.dump(), source, job));
+  auto model = std::make_shared<zt::nlp::T5ForConditionalGeneration>(c, 1);
+  std::int64_t params = 0;
+  for (const auto& p : model->parameters()) params += p.numel();
+  ASSIGN_OR_RETURN(auto engine, zt::Engine::Create(model, config, shared));
+  const auto opts = at::TensorOptions().dtype(at::kLong);
+  const zt::Batch batch = {{"input_ids", at::randint(2, c.vocab_size, {b, s}, opts)},
+                           {"attention_mask", at::ones({b, s}, opts)},
+                           {"labels", at::randint(2, c.vocab_size, {b, t}, opts)}};
+  std::vector<double> times;
+  const int warmup = absl::GetFlag(FLAGS_warmup), steps = absl::GetFlag(FLAGS_steps);
+  for (int step = 0; step < warmup + steps; ++step) {
+#ifdef ZT_CUDA
+    if (cuda && step == warmup) zt::bench::ResetPeakCudaMemory(0);
+#endif
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSIGN_OR_RETURN(at::Tensor loss, engine->Forward(batch));
+    RETURN_IF_ERROR(engine->Backward(loss));
+    RETURN_IF_ERROR(engine->Step());
+    (void)loss.item<float>();
+    if (step >= warmup) times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  const double med = times[times.size() / 2];
+  const double tokens = static_cast<double>(b * (s + t));
+  const double tflops = StepFlops(c, b, s, t) / med / 1e12;
+  double peak_gb = -1;
+#ifdef ZT_CUDA
+  if (cuda) peak_gb = zt::bench::PeakCudaMemory(0) / 1e9;
+#endif
+  std::printf("t5_bench: %s (%.0fM params), %s, batch %lld, source %lld / target %lld, ZeRO stage %d%s, %s\n",
+              absl::GetFlag(FLAGS_model).c_str(), params / 1e6, zt::tools::CpuModel().c_str(),
+              static_cast<long long>(b), static_cast<long long>(s), static_cast<long long>(t),
+              config.zero_optimization.stage,
+              config.zero_optimization.offload_optimizer.device == zt::OffloadDevice::kCpu ? " + CPU optimizer offload"
+                                                                                          : "",
+              absl::GetFlag(FLAGS_bf16) ? "bf16" : "fp32");
+  std::printf("step_s=%.4f tokens_per_s=%.0f tflops=%.1f mfu=%.3f peak_gpu_gb=%.2f\n", med, tokens / med, tflops,
+              tflops / absl::GetFlag(FLAGS_peak_tflops), peak_gb);
+  RETURN_IF_ERROR(engine->Shutdown());
+  return shared->Shutdown();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  const absl::Status s = Run();
+  if (!s.ok()) {
+    std::fprintf(stderr, "t5_bench: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  return 0;
+}
