@@ -51,7 +51,8 @@ def main():
     d, dff, dkv, h, n, v11 = NAMED[name]
     cfg = T5Config(vocab_size=32128, d_model=d, d_ff=dff, d_kv=dkv, num_heads=h, num_layers=n,
                    num_decoder_layers=n, feed_forward_proj="gated-gelu" if v11 else "relu",
-                   tie_word_embeddings=not v11, dropout_rate=0.1)
+                   tie_word_embeddings=not v11, dropout_rate=0.1, pad_token_id=0, eos_token_id=1,
+                   decoder_start_token_id=0)
     torch.manual_seed(1)
     model = T5ForConditionalGeneration(cfg).cuda().train()
     params = sum(x.numel() for x in model.parameters())
