@@ -70,6 +70,22 @@ sys.exit(0 if len(h) >= 3 and h[-1] < h[0] - 0.5 else 1)
 PY
 done
 
+case_name="two ranks (RANK/WORLD_SIZE/MASTER_ADDR as torchrun sets them), ZeRO-2"
+port=$((20000 + RANDOM % 20000))
+for r in 0 1; do
+  RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+    "$bin" --deepspeed "$configs/ds_config_zero2.json" --output_dir out_2ranks "${common[@]}" --max_train_samples 128 \
+    >"$tmp/out.$r" 2>"$tmp/err.$r" &
+  pids[$r]=$!
+done
+for r in 0 1; do
+  wait "${pids[$r]}" || { cp "$tmp/err.$r" "$tmp/err"; fail "rank $r failed"; }
+done
+grep -qF "engine: ZeRO stage 2, 2 rank(s)" "$tmp/err.0" || { cp "$tmp/err.0" "$tmp/err"; fail "rank 0 did not train on 2 ranks"; }
+! grep -qF "engine: ZeRO stage" "$tmp/err.1" || fail "rank 1 printed what only rank 0 prints"
+expect_file "$work/out_2ranks/model.safetensors"
+expect_file "$work/out_2ranks/eval_results.json"
+
 case_name="a saved model directory loads back (weights and tokenizer) to the same eval loss"
 want=$(json "$work/out_zero2/eval_results.json" eval_loss)
 run --model_name_or_path out_zero2 --do_eval --output_dir reload --dataset_name wmt16 --dataset_config_name ro-en \
