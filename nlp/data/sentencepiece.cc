@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
+#include "nlp/data/utf8.h"
 
 namespace zt::nlp {
 namespace {
@@ -92,17 +93,6 @@ class Wire {
   std::size_t pos_ = 0;
   bool ok_ = true;
 };
-
-// Bytes of the UTF-8 character starting at s[0] (1 for a malformed one).
-std::size_t CharLen(absl::string_view s) {
-  const auto c = static_cast<unsigned char>(s[0]);
-  std::size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
-  if (n > s.size()) return 1;
-  for (std::size_t i = 1; i < n; ++i) {
-    if ((static_cast<unsigned char>(s[i]) & 0xc0) != 0x80) return 1;
-  }
-  return n;
-}
 
 bool ValidUtf8Char(absl::string_view s, std::size_t n) {
   const auto c = static_cast<unsigned char>(s[0]);
@@ -262,7 +252,7 @@ std::pair<absl::string_view, std::size_t> SentencePiece::NormalizePrefix(absl::s
     }
   }
   if (longest == 0 || value >= replacements_.size()) {
-    const std::size_t n = CharLen(in);
+    const std::size_t n = Utf8CharLen(in);
     if (!ValidUtf8Char(in, n)) return {"\xEF\xBF\xBD", 1};  // U+FFFD for a malformed byte
     return {in.substr(0, n), n};
   }
@@ -318,7 +308,7 @@ std::vector<int> SentencePiece::Encode(absl::string_view text) const {
   std::string key;
   for (std::size_t start = 0; start < size;) {
     const float here = best[start].score;
-    const std::size_t mblen = std::min(CharLen(absl::string_view(s).substr(start)), size - start);
+    const std::size_t mblen = std::min(Utf8CharLen(absl::string_view(s).substr(start)), size - start);
     bool single = false;
     for (std::size_t end = start + 1; end <= size && end - start <= max_piece_bytes_; ++end) {
       key.assign(s, start, end - start);

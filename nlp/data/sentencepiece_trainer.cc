@@ -10,17 +10,12 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "nlp/data/utf8.h"
 
 namespace zt::nlp {
 namespace {
 
 constexpr char kSpace[] = "\xE2\x96\x81";  // "▁"
-
-std::size_t CharLen(const std::string& s, std::size_t i) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  std::size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
-  return std::min(n, s.size() - i);
-}
 
 bool IsSpaceAt(const std::string& s, std::size_t i, std::size_t n) {
   if (n == 1) return s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r' || s[i] == '\v' || s[i] == '\f';
@@ -30,7 +25,7 @@ bool IsSpaceAt(const std::string& s, std::size_t i, std::size_t n) {
 // Byte offsets of the characters of `w`, and its length.
 std::vector<std::size_t> Boundaries(const std::string& w) {
   std::vector<std::size_t> b;
-  for (std::size_t i = 0; i < w.size(); i += CharLen(w, i)) b.push_back(i);
+  for (std::size_t i = 0; i < w.size(); i += Utf8CharLen(absl::string_view(w).substr(i))) b.push_back(i);
   b.push_back(w.size());
   return b;
 }
@@ -221,7 +216,7 @@ absl::StatusOr<std::string> TrainUnigram(const std::vector<std::string>& texts, 
       word.clear();
     };
     for (std::size_t i = 0; i < t.size();) {
-      const std::size_t n = CharLen(t, i);
+      const std::size_t n = Utf8CharLen(absl::string_view(t).substr(i));
       if (IsSpaceAt(t, i, n)) {
         flush();
       } else {

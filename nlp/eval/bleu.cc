@@ -6,23 +6,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "nlp/data/utf8.h"
 
 namespace zt::nlp {
 namespace {
-
-// Decodes the UTF-8 character at s[i] (a malformed byte reads as itself); advances i.
-std::uint32_t NextCodePoint(absl::string_view s, std::size_t& i) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  const std::size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
-  if (n == 1 || i + n > s.size()) {
-    ++i;
-    return c;
-  }
-  std::uint32_t cp = n == 2 ? c & 0x1f : n == 3 ? c & 0x0f : c & 0x07;
-  for (std::size_t k = 1; k < n; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3f);
-  i += n;
-  return cp;
-}
 
 // Python's str.isspace().
 bool IsSpace(std::uint32_t c) {

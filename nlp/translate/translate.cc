@@ -172,7 +172,7 @@ class Job {
   absl::Status Run() {
     RETURN_IF_ERROR(Setup());
     if (a_.demo) {
-      ASSIGN_OR_RETURN(EvalOutput before, Evaluate(val_, data_.validation, /*generate=*/true));
+      ASSIGN_OR_RETURN(EvalOutput before, Evaluate(val_, /*generate=*/true));
       Say(absl::StrFormat("before training: eval_loss %.4f, BLEU %.2f", before.loss, before.bleu));
       Samples(before, 3);
     }
@@ -184,7 +184,7 @@ class Job {
       RETURN_IF_ERROR(SaveModel());
     }
     if (a_.do_eval) {
-      ASSIGN_OR_RETURN(EvalOutput e, Evaluate(val_, data_.validation, a_.predict_with_generate));
+      ASSIGN_OR_RETURN(EvalOutput e, Evaluate(val_, a_.predict_with_generate));
       nlohmann::json m = Metrics("eval", e, data_.validation.size());
       all.update(m);
       RETURN_IF_ERROR(SaveResults("eval", m));
@@ -192,7 +192,7 @@ class Job {
       if (a_.demo) Samples(e, 5);
     }
     if (a_.do_predict) {
-      ASSIGN_OR_RETURN(EvalOutput p, Evaluate(test_, data_.test, a_.predict_with_generate));
+      ASSIGN_OR_RETURN(EvalOutput p, Evaluate(test_, a_.predict_with_generate));
       nlohmann::json m = Metrics("predict", p, data_.test.size());
       all.update(m);
       RETURN_IF_ERROR(SaveResults("predict", m));
@@ -487,8 +487,7 @@ class Job {
     return m;
   }
 
-  absl::StatusOr<EvalOutput> Evaluate(const std::vector<Example>& ex, const std::vector<TranslationPair>& pairs,
-                                      bool generate) {
+  absl::StatusOr<EvalOutput> Evaluate(const std::vector<Example>& ex, bool generate) {
     EvalOutput out;
     const auto t0 = Clock::now();
     std::unique_ptr<GatheredParameters> gathered;
@@ -541,7 +540,6 @@ class Job {
     });
     if (gathered) RETURN_IF_ERROR(gathered->Release());
     RETURN_IF_ERROR(s);
-    (void)pairs;
     out.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     return out;
   }
