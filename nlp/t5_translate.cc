@@ -1,8 +1,8 @@
 // //nlp:t5_translate: HF run_translation.py's command line on zerotrain.
 //
-//   bazel run //nlp:t5_translate -- --deepspeed ds_config_zero2.json --model_name_or_path t5-large \
-//     --do_train --do_eval --per_device_train_batch_size 4 --output_dir output_dir \
-//     --overwrite_output_dir --max_train_samples 500 --num_train_epochs 1 \
+//   bazel run //nlp:t5_translate -- --deepspeed ds_config_zero2.json --model_name_or_path t5-large
+//       --do_train --do_eval --per_device_train_batch_size 4 --output_dir output_dir
+//     --overwrite_output_dir --max_train_samples 500 --num_train_epochs 1
 //     --dataset_name wmt16 --dataset_config "ro-en" --source_lang en --target_lang ro
 //
 // With no arguments: a small T5 trained for a few minutes on the machine's gettext catalogs
@@ -68,9 +68,11 @@ ABSL_FLAG(double, warmup_ratio, 0.0, "warmup as a fraction of the steps");
 ABSL_FLAG(std::string, lr_scheduler_type, "linear",
           "linear | cosine | constant | constant_with_warmup (when the DeepSpeed config has no scheduler)");
 ABSL_FLAG(int64_t, logging_steps, 500, "log every N updates");
-ABSL_FLAG(int64_t, save_steps, 500, "checkpoint every N updates (intermediate checkpoints not written yet)");
-ABSL_FLAG(int64_t, eval_steps, -1, "accepted; evaluation runs after training");
-ABSL_FLAG(int64_t, save_total_limit, -1, "accepted; see --save_steps");
+ABSL_FLAG(int64_t, save_steps, 500, "write output_dir/checkpoint-N (model and tokenizer) every N updates; 0: none");
+ABSL_FLAG(int64_t, save_total_limit, -1, "keep only the newest N checkpoint-N directories");
+ABSL_FLAG(std::string, eval_strategy, "no", "no | steps | epoch: evaluate during training (with --do_eval)");
+ABSL_FLAG(std::string, evaluation_strategy, "", "older name of --eval_strategy");
+ABSL_FLAG(int64_t, eval_steps, -1, "with --eval_strategy steps: every N updates (default logging_steps)");
 ABSL_FLAG(uint64_t, seed, 42, "initialisation and shuffling seed");
 ABSL_FLAG(bool, fp16, false, "fp16 mixed precision (fills the config's \"auto\")");
 ABSL_FLAG(bool, bf16, false, "bf16 mixed precision (fills the config's \"auto\")");
@@ -131,6 +133,8 @@ int main(int argc, char** argv) {
   a.save_steps = absl::GetFlag(FLAGS_save_steps);
   a.eval_steps = absl::GetFlag(FLAGS_eval_steps);
   a.save_total_limit = absl::GetFlag(FLAGS_save_total_limit);
+  a.eval_strategy = absl::GetFlag(FLAGS_evaluation_strategy).empty() ? absl::GetFlag(FLAGS_eval_strategy)
+                                                                     : absl::GetFlag(FLAGS_evaluation_strategy);
   a.seed = absl::GetFlag(FLAGS_seed);
   a.fp16 = absl::GetFlag(FLAGS_fp16);
   a.bf16 = absl::GetFlag(FLAGS_bf16);
@@ -153,6 +157,7 @@ int main(int argc, char** argv) {
     a.logging_steps = 100;
     a.max_source_length = a.max_target_length = 64;
     a.max_eval_samples = 200;
+    a.save_steps = 0;
     std::fprintf(stderr,
                  "t5_translate with no arguments: a small T5 learns English->Romanian from this machine's gettext "
                  "catalogs for a few minutes (see --help for run_translation.py's flags).\n");

@@ -46,7 +46,8 @@ common=(--model_name_or_path tiny --do_train --do_eval --per_device_train_batch_
         --per_device_eval_batch_size 8 --overwrite_output_dir --num_train_epochs 2 --dataset_name wmt16
         --dataset_config ro-en --source_lang en --target_lang ro --tokenizer_vocab_size 800
         --learning_rate 3e-3 --max_source_length 48 --max_target_length 48 --logging_steps 10
-        --predict_with_generate --generation_max_length 16)
+        --predict_with_generate --generation_max_length 16 --save_steps 25 --save_total_limit 2
+        --eval_strategy steps --eval_steps 25)
 
 for zero in zero2 zero3; do
   case_name="seed flags with ds_config_$zero.json"
@@ -63,6 +64,15 @@ for zero in zero2 zero3; do
   for key in train_loss train_runtime train_samples_per_second eval_loss eval_bleu eval_gen_len epoch; do
     json "$out/all_results.json" "$key" >/dev/null 2>&1 || fail "all_results.json lacks $key"
   done
+  # 76 steps: checkpoints at 25, 50, 75, the newest two kept; evaluation at the same steps.
+  [[ -d "$out/checkpoint-50" && -d "$out/checkpoint-75" && ! -e "$out/checkpoint-25" ]] ||
+    fail "checkpoints: $(ls "$out" | tr '\n' ' ')"
+  expect_file "$out/checkpoint-75/model.safetensors"
+  python3 - "$out/trainer_state.json" <<'PY' || fail "no mid-training eval_loss at steps 25, 50, 75"
+import json, sys
+steps = [e["step"] for e in json.load(open(sys.argv[1]))["log_history"] if "eval_loss" in e]
+sys.exit(0 if steps == [25, 50, 75] else 1)
+PY
   python3 - "$out/trainer_state.json" <<'PY' || fail "the logged loss did not fall"
 import json, sys
 h = [e["loss"] for e in json.load(open(sys.argv[1]))["log_history"] if "loss" in e]

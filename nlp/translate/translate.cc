@@ -91,6 +91,23 @@ absl::Status MakeDirs(const std::string& path) {
   return absl::OkStatus();
 }
 
+// Removes a directory of plain files (a checkpoint this job wrote).
+absl::Status RemoveFlatDir(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return absl::OkStatus();
+  std::vector<std::string> files;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string n = e->d_name;
+    if (n != "." && n != "..") files.push_back(dir + "/" + n);
+  }
+  ::closedir(d);
+  for (const std::string& f : files) {
+    if (std::remove(f.c_str()) != 0) return absl::InternalError(absl::StrCat("cannot remove ", f));
+  }
+  if (::rmdir(dir.c_str()) != 0) return absl::InternalError(absl::StrCat("cannot remove ", dir));
+  return absl::OkStatus();
+}
+
 double Round4(double v) { return std::round(v * 1e4) / 1e4; }
 
 // Stage-3 units run their inner modules directly for the scope (parameters gathered by the
@@ -181,7 +198,7 @@ class Job {
       ASSIGN_OR_RETURN(nlohmann::json m, Train());
       all.update(m);
       RETURN_IF_ERROR(SaveResults("train", m));
-      RETURN_IF_ERROR(SaveModel());
+      RETURN_IF_ERROR(SaveModel(out_));
     }
     if (a_.do_eval) {
       ASSIGN_OR_RETURN(EvalOutput e, Evaluate(val_, a_.predict_with_generate));
@@ -219,6 +236,10 @@ class Job {
     }
     if (a_.source_lang.empty() || a_.target_lang.empty()) {
       return absl::InvalidArgumentError("--source_lang and --target_lang are required (e.g. en, ro)");
+    }
+    if (a_.eval_strategy != "no" && a_.eval_strategy != "steps" && a_.eval_strategy != "epoch") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--eval_strategy ", a_.eval_strategy, " is not one of no, steps, epoch"));
     }
     out_ = UserPath(a_.output_dir);
     ASSIGN_OR_RETURN(RankInfo me, RankInfoFromEnv());
@@ -445,7 +466,7 @@ class Job {
         step = engine_->global_steps();
         const double ep = static_cast<double>(epoch) + static_cast<double>(m + 1) / micro_per_epoch_;
         const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-        if (step % a_.logging_steps == 0 || step == total_steps_) {
+        if ((a_.logging_steps > 0 && step % a_.logging_steps == 0) || step == total_steps_) {
           const double avg = MeanOverRanks(log_sum / std::max<std::int64_t>(log_micro, 1));
           log_history_.push_back({{"loss", Round4(avg)},
                                   {"grad_norm", engine_->last_grad_norm()},
@@ -458,6 +479,7 @@ class Job {
           log_sum = 0;
           log_micro = 0;
         }
+        RETURN_IF_ERROR(AtStep(step, ep, /*epoch_end=*/m + 1 == micro_per_epoch_));
         if (rank_ == 0 && (tty || step % std::max<std::int64_t>(total_steps_ / 10, 1) == 0)) {
           const int width = 30;
           const int done = static_cast<int>(width * step / total_steps_);
@@ -470,9 +492,6 @@ class Job {
       ++epoch;
     }
     if (tty && rank_ == 0) std::fprintf(stderr, "\n");
-    if (a_.save_steps > 0 && a_.save_steps < total_steps_ && a_.save_steps != 500) {
-      Say("note: --save_steps: intermediate checkpoint-N directories are not written yet (the final model is)");
-    }
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     epochs_done_ =
         static_cast<double>(step) / std::max<std::int64_t>(micro_per_epoch_ / a_.gradient_accumulation_steps, 1);
@@ -485,6 +504,30 @@ class Job {
                         {"epoch", Round4(epochs_done_)}};
     Say(absl::StrCat("train: ", m.dump()));
     return m;
+  }
+
+  // HF's mid-training evaluation (--eval_strategy steps|epoch) and checkpoints (--save_steps,
+  // --save_total_limit).  Checkpoints hold the model and tokenizer, not yet the optimizer state.
+  absl::Status AtStep(std::int64_t step, double epoch, bool epoch_end) {
+    const std::int64_t every = a_.eval_steps > 0 ? a_.eval_steps : a_.logging_steps;
+    const bool eval = a_.do_eval && ((a_.eval_strategy == "steps" && every > 0 && step % every == 0) ||
+                                     (a_.eval_strategy == "epoch" && epoch_end));
+    if (eval) {
+      ASSIGN_OR_RETURN(EvalOutput e, Evaluate(val_, /*generate=*/false));
+      log_history_.push_back({{"eval_loss", e.loss}, {"epoch", Round4(epoch)}, {"step", step}});
+      Say(absl::StrFormat("{'eval_loss': %.4f, 'epoch': %.2f}", e.loss, epoch));
+    }
+    if (a_.save_steps > 0 && step % a_.save_steps == 0) {
+      const std::string dir = absl::StrCat(out_, "/checkpoint-", step);
+      RETURN_IF_ERROR(SaveModel(dir));
+      checkpoints_.push_back(dir);
+      Say(absl::StrCat("saved ", dir, " (model and tokenizer; optimizer state is not checkpointed yet)"));
+      while (a_.save_total_limit > 0 && static_cast<std::int64_t>(checkpoints_.size()) > a_.save_total_limit) {
+        if (rank_ == 0) RETURN_IF_ERROR(RemoveFlatDir(checkpoints_.front()));
+        checkpoints_.erase(checkpoints_.begin());
+      }
+    }
+    return absl::OkStatus();
   }
 
   absl::StatusOr<EvalOutput> Evaluate(const std::vector<Example>& ex, bool generate) {
@@ -570,15 +613,18 @@ class Job {
     return WriteFile(absl::StrCat(out_, "/", split, "_results.json"), m.dump(4) + "\n");
   }
 
-  absl::Status SaveModel() {
+  // The model as an HF directory (config.json, model.safetensors, spiece.model) with
+  // trainer_state.json, into `dir` (created).
+  absl::Status SaveModel(const std::string& dir) {
     std::unique_ptr<GatheredParameters> gathered;
     if (stage3_) {
       ASSIGN_OR_RETURN(gathered, engine_->GatherParameters());
     }
     absl::Status s = absl::OkStatus();
     if (rank_ == 0) {
-      s = model_->SaveHfCheckpoint(out_);
-      if (s.ok()) s = WriteFile(out_ + "/spiece.model", sp_bytes_);
+      s = MakeDirs(dir);
+      if (s.ok()) s = model_->SaveHfCheckpoint(dir);
+      if (s.ok()) s = WriteFile(dir + "/spiece.model", sp_bytes_);
       nlohmann::json state = {{"global_step", engine_->global_steps()},
                               {"max_steps", total_steps_},
                               {"num_train_epochs", a_.num_train_epochs},
@@ -587,7 +633,7 @@ class Job {
                               {"logging_steps", a_.logging_steps},
                               {"seed", a_.seed},
                               {"log_history", log_history_}};
-      if (s.ok()) s = WriteFile(out_ + "/trainer_state.json", state.dump(2) + "\n");
+      if (s.ok()) s = WriteFile(dir + "/trainer_state.json", state.dump(2) + "\n");
     }
     if (gathered) RETURN_IF_ERROR(gathered->Release());
     return s;
@@ -608,6 +654,7 @@ class Job {
   std::vector<Example> train_, val_, test_;
   std::int64_t gen_max_ = 128, micro_per_epoch_ = 1, total_steps_ = 1, warmup_ = 0;
   double epochs_done_ = 0;
+  std::vector<std::string> checkpoints_;  // written by AtStep, oldest first
   nlohmann::json log_history_ = nlohmann::json::array();
 };
 

@@ -2,16 +2,20 @@
 // memory for a published architecture (random init) on synthetic batches, the role of
 // tools/bench/peers/t5_hf.py (HF's T5ForConditionalGeneration, torch AdamW, bf16 autocast).
 //
-//   bazel run -c opt --config=cuda //tools/bench:t5_bench -- --model t5-large --batch 16 \
+//   bazel run -c opt --config=cuda //tools/bench:t5_bench -- --model t5-large --batch 16
 //     --src_len 512 --tgt_len 128 --bf16 [--offload_optimizer] [--stage 2]
 //   bazel run -c opt --config=cuda //tools/bench:t5_bench -- --deepspeed ds_config_zero2.json --bf16
 //
 // FLOPs per step (the peer counts the same way): 3 x the forward's matmul FLOPs, i.e.
 // 2 x (weights a token passes through) per token, plus attention scores and context
 // (encoder S^2, decoder T^2 and T x S per layer), plus the head; MFU against --peak_tflops.
+#include <ATen/ATen.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -29,10 +33,6 @@
 #ifdef ZT_CUDA
 #include "tools/bench/cuda_memory.h"
 #endif
-#include <ATen/ATen.h>
-
-#include <fstream>
-#include <sstream>
 
 ABSL_FLAG(std::string, model, "t5-large", "architecture name (t5-small ... t5-11b, google/t5-v1_1-*, ...)");
 ABSL_FLAG(int64_t, batch, 16, "micro-batch");
@@ -54,8 +54,9 @@ double StepFlops(const zt::nlp::T5Config& c, double b, double s, double t) {
   const double enc_tok = 4 * d * inner + ff;
   const double dec_tok = 4 * d * inner + 2 * d * inner + ff;  // self attention, cross q/o, FFN
   const double cross_kv_src = 2 * d * inner;                  // cross k/v over the encoder output
-  double fwd = 2 * b * (s * c.num_layers * enc_tok + t * c.num_decoder_layers * dec_tok +
-                        s * c.num_decoder_layers * cross_kv_src + t * d * c.vocab_size);
+  double fwd = 2 * b *
+               (s * c.num_layers * enc_tok + t * c.num_decoder_layers * dec_tok +
+                s * c.num_decoder_layers * cross_kv_src + t * d * c.vocab_size);
   fwd += 4 * b * inner * (c.num_layers * s * s + c.num_decoder_layers * (t * t + t * s));
   return 3 * fwd;
 }
@@ -73,6 +74,7 @@ absl::Status Run() {
   if (!absl::GetFlag(FLAGS_deepspeed).empty()) {
     source = absl::GetFlag(FLAGS_deepspeed);
     std::ifstream in(source);
+    if (!in) return absl::NotFoundError("cannot open " + source);
     std::stringstream ss;
     ss << in.rdbuf();
     j = nlohmann::json::parse(ss.str(), nullptr, false);
@@ -130,13 +132,12 @@ absl::Status Run() {
 #ifdef ZT_CUDA
   if (cuda) peak_gb = zt::bench::PeakCudaMemory(0) / 1e9;
 #endif
-  std::printf("t5_bench: %s (%.0fM params), %s, batch %lld, source %lld / target %lld, ZeRO stage %d%s, %s\n",
-              absl::GetFlag(FLAGS_model).c_str(), params / 1e6, zt::tools::CpuModel().c_str(),
-              static_cast<long long>(b), static_cast<long long>(s), static_cast<long long>(t),
-              config.zero_optimization.stage,
-              config.zero_optimization.offload_optimizer.device == zt::OffloadDevice::kCpu ? " + CPU optimizer offload"
-                                                                                          : "",
-              absl::GetFlag(FLAGS_bf16) ? "bf16" : "fp32");
+  std::printf(
+      "t5_bench: %s (%.0fM params), %s, batch %lld, source %lld / target %lld, ZeRO stage %d%s, %s\n",
+      absl::GetFlag(FLAGS_model).c_str(), params / 1e6, zt::tools::CpuModel().c_str(), static_cast<long long>(b),
+      static_cast<long long>(s), static_cast<long long>(t), config.zero_optimization.stage,
+      config.zero_optimization.offload_optimizer.device == zt::OffloadDevice::kCpu ? " + CPU optimizer offload" : "",
+      absl::GetFlag(FLAGS_bf16) ? "bf16" : "fp32");
   std::printf("step_s=%.4f tokens_per_s=%.0f tflops=%.1f mfu=%.3f peak_gpu_gb=%.2f\n", med, tokens / med, tflops,
               tflops / absl::GetFlag(FLAGS_peak_tflops), peak_gb);
   RETURN_IF_ERROR(engine->Shutdown());
