@@ -77,6 +77,8 @@ ABSL_FLAG(uint64_t, seed, 42, "initialisation and shuffling seed");
 ABSL_FLAG(bool, fp16, false, "fp16 mixed precision (fills the config's \"auto\")");
 ABSL_FLAG(bool, bf16, false, "bf16 mixed precision (fills the config's \"auto\")");
 ABSL_FLAG(std::string, deepspeed, "", "DeepSpeed JSON config (ZeRO stage, offload, precision, optimizer, scheduler)");
+ABSL_FLAG(bool, use_cpu, false, "train on the CPU (Gloo backend) even where there are GPUs");
+ABSL_FLAG(bool, no_cuda, false, "older name of --use_cpu");
 ABSL_FLAG(int32_t, local_rank, -1, "set by DeepSpeed's launcher; ranks come from RANK/LOCAL_RANK");
 // Generation.
 ABSL_FLAG(bool, predict_with_generate, false, "evaluate and predict by generating (BLEU, gen_len)");
@@ -139,6 +141,7 @@ int main(int argc, char** argv) {
   a.fp16 = absl::GetFlag(FLAGS_fp16);
   a.bf16 = absl::GetFlag(FLAGS_bf16);
   a.deepspeed = absl::GetFlag(FLAGS_deepspeed);
+  a.use_cpu = absl::GetFlag(FLAGS_use_cpu) || absl::GetFlag(FLAGS_no_cuda);
   a.predict_with_generate = absl::GetFlag(FLAGS_predict_with_generate);
   a.num_beams = absl::GetFlag(FLAGS_num_beams);
   a.generation_max_length = absl::GetFlag(FLAGS_generation_max_length);

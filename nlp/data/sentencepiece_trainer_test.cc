@@ -55,7 +55,9 @@ TEST(UnigramTrainerTest, TrainsAModelThatRoundTripsText) {
       collapsed += c;
     }
     while (!collapsed.empty() && collapsed.back() == ' ') collapsed.pop_back();
-    if (std::find(enc.begin(), enc.end(), sp->unk_id()) == enc.end()) EXPECT_EQ(sp->Decode(enc), collapsed);
+    if (std::find(enc.begin(), enc.end(), sp->unk_id()) == enc.end()) {
+      EXPECT_EQ(sp->Decode(enc), collapsed);
+    }
   }
   EXPECT_LT(ids * 3, bytes);  // > 3 bytes per piece
   // Deterministic.

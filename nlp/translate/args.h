@@ -42,6 +42,7 @@ struct TranslateArgs {
   std::uint64_t seed = 42;
   bool fp16 = false, bf16 = false;
   std::string deepspeed;  // DeepSpeed JSON config
+  bool use_cpu = false;   // train on the CPU (Gloo) even where GPUs are
   // Generation.
   bool predict_with_generate = false;
   int num_beams = 1;

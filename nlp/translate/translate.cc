@@ -1,6 +1,7 @@
 #include "nlp/translate/translate.h"
 
 #include <ATen/ATen.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -252,6 +253,15 @@ class Job {
     if (rank_ == 0) RETURN_IF_ERROR(MakeDirs(out_));
     CommOptions co;
     co.rank = me;
+    co.backend = a_.use_cpu ? CommBackend::kGloo : CommBackend::kAuto;
+    if (!a_.use_cpu && at::hasCUDA()) {
+      const int gpus = at::detail::getCUDAHooks().deviceCount();
+      if (me.local_rank >= gpus) {
+        return absl::InvalidArgumentError(absl::StrCat("LOCAL_RANK ", me.local_rank, " but this machine has ", gpus,
+                                                       " GPU(s): start at most ", gpus,
+                                                       " rank(s) per machine, or pass --use_cpu"));
+      }
+    }
     ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, Communicator::Create(co));
     comm_ = std::move(comm);
     world_ = comm_->world_size();
