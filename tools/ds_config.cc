@@ -6,13 +6,9 @@
 // stderr: warnings, the features a job would refuse (not implemented yet), the "auto" paths.
 // Exit status: 0 when the config is valid (even with features not implemented yet), 2 when it is
 // invalid or the command line is wrong.
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -21,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "core/config/config.h"
 #include "core/config/overrides.h"
+#include "core/util/file_util.h"
 
 namespace {
 
@@ -54,12 +51,10 @@ std::string ResolvePath(const std::string& file) {
 
 int Check(const std::string& file, const std::vector<std::string>& sets, int world_size) {
   const std::string path = ResolvePath(file);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error(file + ": cannot open: " + std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
+  absl::StatusOr<std::string> text = zt::ReadFileToString(path);
+  if (!text.ok()) return Error(std::string(text.status().message()));
 
-  auto overridden = zt::ApplyConfigOverrides(text.str(), file, sets);
+  auto overridden = zt::ApplyConfigOverrides(*text, file, sets);
   if (!overridden.ok()) return Error(std::string(overridden.status().message()));
   zt::AutoValues job;
   job.world_size = world_size;

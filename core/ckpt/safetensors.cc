@@ -1,8 +1,6 @@
 #include "core/ckpt/safetensors.h"
 
 #include <ATen/ops/empty.h>
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +12,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "core/util/file_util.h"
 #include "core/util/torch_status.h"
 #include "nlohmann/json.hpp"
 
@@ -152,29 +151,9 @@ absl::StatusOr<Safetensors> ParseSafetensors(absl::string_view bytes, absl::stri
 }
 
 absl::StatusOr<Safetensors> ReadSafetensors(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Errno("cannot open", path);
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    absl::Status s = Errno("cannot stat", path);
-    ::close(fd);
-    return s;
-  }
-  std::string bytes(static_cast<std::size_t>(st.st_size), '\0');
-  std::size_t got = 0;
-  while (got < bytes.size()) {
-    const ssize_t r = ::read(fd, bytes.data() + got, bytes.size() - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
-      absl::Status s =
-          r < 0 ? Errno("cannot read", path) : absl::DataLossError(absl::StrCat(path, ": shrank while being read"));
-      ::close(fd);
-      return s;
-    }
-    got += static_cast<std::size_t>(r);
-  }
-  ::close(fd);
-  return ParseSafetensors(bytes, path);
+  absl::StatusOr<std::string> bytes = ReadFileToString(path);
+  if (!bytes.ok()) return bytes.status();
+  return ParseSafetensors(*bytes, path);
 }
 
 absl::Status WriteSafetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,

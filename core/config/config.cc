@@ -5,13 +5,9 @@
 //   record -> batch sizes -> rules across keys -> warnings and not-implemented features.
 #include "core/config/config.h"
 
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -22,6 +18,7 @@
 #include "core/config/deepspeed_schema.h"
 #include "core/config/json_text.h"
 #include "core/config/schema.h"
+#include "core/util/file_util.h"
 #include "core/util/logging.h"
 #include "core/util/status_macros.h"
 
@@ -95,18 +92,9 @@ absl::StatusOr<Config> Config::FromFile(const std::string& path, const AutoValue
   if (std::filesystem::is_directory(path, ec)) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": is a directory, not a DeepSpeed config file"));
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const int err = errno;
-    const std::string message = absl::StrCat(path, ": cannot open: ", std::strerror(err));
-    if (err == ENOENT) return absl::NotFoundError(message);
-    if (err == EACCES) return absl::PermissionDeniedError(message);
-    return absl::InvalidArgumentError(message);
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read failed"));
-  return FromJson(text.str(), path, job);
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  if (!text.ok()) return text.status();
+  return FromJson(*text, path, job);
 }
 
 absl::StatusOr<Config> ParseUnresolved(const std::string& text, const std::string& source, const AutoValues& job) {

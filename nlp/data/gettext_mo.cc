@@ -5,15 +5,14 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "core/util/file_util.h"
 
 namespace zt::nlp {
 namespace {
@@ -63,11 +62,9 @@ absl::StatusOr<std::vector<TranslationPair>> ParseMo(absl::string_view b, absl::
 }
 
 absl::StatusOr<std::vector<TranslationPair>> ReadMoFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ParseMo(ss.str(), path);
+  absl::StatusOr<std::string> bytes = ReadFileToString(path);
+  if (!bytes.ok()) return bytes.status();
+  return ParseMo(*bytes, path);
 }
 
 absl::StatusOr<std::vector<TranslationPair>> ReadMoDirectory(const std::string& dir, int* skipped) {

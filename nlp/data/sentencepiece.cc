@@ -2,14 +2,13 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 #include <limits>
-#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
+#include "core/util/file_util.h"
 #include "nlp/data/utf8.h"
 
 namespace zt::nlp {
@@ -107,11 +106,9 @@ bool ValidUtf8Char(absl::string_view s, std::size_t n) {
 }  // namespace
 
 absl::StatusOr<SentencePiece> SentencePiece::Load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open SentencePiece model ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return Parse(ss.str(), path);
+  absl::StatusOr<std::string> bytes = ReadFileToString(path);
+  if (!bytes.ok()) return bytes.status();
+  return Parse(*bytes, path);
 }
 
 absl::StatusOr<SentencePiece> SentencePiece::Parse(absl::string_view bytes, absl::string_view source) {

@@ -1,13 +1,12 @@
 #include "nlp/t5/t5_config.h"
 
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "core/util/file_util.h"
 #include "nlohmann/json.hpp"
 
 namespace zt::nlp {
@@ -115,11 +114,9 @@ absl::StatusOr<T5Config> ParseT5Config(absl::string_view json, absl::string_view
 }
 
 absl::StatusOr<T5Config> ReadT5Config(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ParseT5Config(ss.str(), path);
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  if (!text.ok()) return text.status();
+  return ParseT5Config(*text, path);
 }
 
 absl::StatusOr<T5Config> T5ConfigForName(absl::string_view name) {

@@ -6,7 +6,6 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <mutex>
 #include <set>
@@ -15,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "core/ckpt/safetensors.h"
+#include "core/util/file_util.h"
 #include "core/util/logging.h"
 #include "core/util/torch_status.h"
 
@@ -618,12 +618,7 @@ absl::Status T5ForConditionalGeneration::SaveHfCheckpoint(const std::string& dir
   });
   if (!s.ok()) return s;
   if (s = ckpt::WriteSafetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}}); !s.ok()) return s;
-  const std::string config_path = dir + "/config.json";
-  std::ofstream out(config_path);
-  out << config_.ToJson();
-  out.close();
-  if (!out) return absl::DataLossError(absl::StrCat("cannot write ", config_path));
-  return absl::OkStatus();
+  return WriteFileAtomically(dir + "/config.json", config_.ToJson());
 }
 
 }  // namespace zt::nlp

@@ -9,10 +9,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <random>
-#include <sstream>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -26,6 +24,7 @@
 #include "core/comm/rank_env.h"
 #include "core/config/config.h"
 #include "core/engine/engine.h"
+#include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 #include "core/zero/unit.h"
@@ -59,25 +58,6 @@ bool DirNonEmpty(const std::string& p) {
   }
   ::closedir(d);
   return any;
-}
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-absl::Status WriteFile(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out << text;
-    if (!out) return absl::DataLossError(absl::StrCat("cannot write ", tmp));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) return absl::DataLossError(absl::StrCat("cannot rename to ", path));
-  return absl::OkStatus();
 }
 
 absl::Status MakeDirs(const std::string& path) {
@@ -215,11 +195,13 @@ class Job {
       all.update(m);
       RETURN_IF_ERROR(SaveResults("predict", m));
       if (p.generated && rank_ == 0) {
-        RETURN_IF_ERROR(WriteFile(out_ + "/generated_predictions.txt", absl::StrJoin(p.predictions, "\n") + "\n"));
+        RETURN_IF_ERROR(
+            WriteFileAtomically(out_ + "/generated_predictions.txt", absl::StrJoin(p.predictions, "\n") + "\n"));
       }
       Say(absl::StrCat("predict: ", m.dump()));
     }
-    if (rank_ == 0 && !all.empty()) RETURN_IF_ERROR(WriteFile(out_ + "/all_results.json", all.dump(4) + "\n"));
+    if (rank_ == 0 && !all.empty())
+      RETURN_IF_ERROR(WriteFileAtomically(out_ + "/all_results.json", all.dump(4) + "\n"));
     Say(absl::StrCat("outputs in ", out_));
     RETURN_IF_ERROR(engine_->Shutdown());
     return comm_->Shutdown();
@@ -303,7 +285,7 @@ class Job {
       sp_path = model_dir + "/spiece.model";
     }
     if (!sp_path.empty()) {
-      ASSIGN_OR_RETURN(sp_bytes_, ReadFile(sp_path));
+      ASSIGN_OR_RETURN(sp_bytes_, ReadFileToString(sp_path));
     } else {
       if (data_.train.empty()) {
         return absl::InvalidArgumentError(
@@ -357,7 +339,7 @@ class Job {
     std::string source = "built-in config (ZeRO stage 0)";
     if (!a_.deepspeed.empty()) {
       source = UserPath(a_.deepspeed);
-      ASSIGN_OR_RETURN(std::string text, ReadFile(source));
+      ASSIGN_OR_RETURN(std::string text, ReadFileToString(source));
       j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
       if (j.is_discarded() || !j.is_object()) {
         return absl::InvalidArgumentError(
@@ -620,7 +602,7 @@ class Job {
 
   absl::Status SaveResults(const std::string& split, const nlohmann::json& m) {
     if (rank_ != 0) return absl::OkStatus();
-    return WriteFile(absl::StrCat(out_, "/", split, "_results.json"), m.dump(4) + "\n");
+    return WriteFileAtomically(absl::StrCat(out_, "/", split, "_results.json"), m.dump(4) + "\n");
   }
 
   // The model as an HF directory (config.json, model.safetensors, spiece.model) with
@@ -634,7 +616,7 @@ class Job {
     if (rank_ == 0) {
       s = MakeDirs(dir);
       if (s.ok()) s = model_->SaveHfCheckpoint(dir);
-      if (s.ok()) s = WriteFile(dir + "/spiece.model", sp_bytes_);
+      if (s.ok()) s = WriteFileAtomically(dir + "/spiece.model", sp_bytes_);
       nlohmann::json state = {{"global_step", engine_->global_steps()},
                               {"max_steps", total_steps_},
                               {"num_train_epochs", a_.num_train_epochs},
@@ -643,7 +625,7 @@ class Job {
                               {"logging_steps", a_.logging_steps},
                               {"seed", a_.seed},
                               {"log_history", log_history_}};
-      if (s.ok()) s = WriteFile(dir + "/trainer_state.json", state.dump(2) + "\n");
+      if (s.ok()) s = WriteFileAtomically(dir + "/trainer_state.json", state.dump(2) + "\n");
     }
     if (gathered) RETURN_IF_ERROR(gathered->Release());
     return s;

@@ -14,8 +14,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -25,6 +23,7 @@
 #include "core/comm/communicator.h"
 #include "core/config/config.h"
 #include "core/engine/engine.h"
+#include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "nlp/t5/t5_config.h"
@@ -73,11 +72,8 @@ absl::Status Run() {
   std::string source = "t5_bench";
   if (!absl::GetFlag(FLAGS_deepspeed).empty()) {
     source = absl::GetFlag(FLAGS_deepspeed);
-    std::ifstream in(source);
-    if (!in) return absl::NotFoundError("cannot open " + source);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    j = nlohmann::json::parse(ss.str(), nullptr, false);
+    ASSIGN_OR_RETURN(std::string text, zt::ReadFileToString(source));
+    j = nlohmann::json::parse(text, nullptr, false);
     if (j.is_discarded()) return absl::InvalidArgumentError(source + ": not JSON");
   } else {
     j = {{"zero_optimization", {{"stage", absl::GetFlag(FLAGS_stage)}}}};
