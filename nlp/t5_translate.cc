@@ -25,7 +25,7 @@ ABSL_FLAG(std::string, tokenizer_name, "", "spiece.model or a directory holding 
 ABSL_FLAG(int64_t, tokenizer_vocab_size, 8000,
           "pieces of the tokenizer trained on the training text when there is no spiece.model");
 // Data.
-ABSL_FLAG(std::string, dataset_name, "", "dataset name (e.g. wmt16); read from a local copy");
+ABSL_FLAG(std::string, dataset_name, "", "dataset name (e.g. wmt16); read from a local copy, a split given as a file replaces its");
 ABSL_FLAG(std::string, dataset_config_name, "", "dataset configuration (e.g. ro-en)");
 ABSL_FLAG(std::string, dataset_config, "", "alias of --dataset_config_name (argparse accepts the prefix)");
 ABSL_FLAG(std::string, train_file, "", "JSON lines {\"translation\": {src: ..., tgt: ...}}");

@@ -85,7 +85,8 @@ case_name="two ranks (RANK/WORLD_SIZE/MASTER_ADDR as torchrun sets them), ZeRO-2
 port=$((20000 + RANDOM % 20000))
 for r in 0 1; do
   RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
-    "$bin" --deepspeed "$configs/ds_config_zero2.json" --output_dir out_2ranks "${common[@]}" --max_train_samples 128 --use_cpu \
+    "$bin" --deepspeed "$configs/ds_config_zero2.json" --output_dir out_2ranks "${common[@]}" --max_train_samples 128 \
+    --do_predict --test_file "$wmt/validation.json" --max_predict_samples 11 --use_cpu \
     >"$tmp/out.$r" 2>"$tmp/err.$r" &
   pids[$r]=$!
 done
@@ -96,6 +97,25 @@ grep -qF "engine: ZeRO stage 2, 2 rank(s)" "$tmp/err.0" || { cp "$tmp/err.0" "$t
 ! grep -qF "engine: ZeRO stage" "$tmp/err.1" || fail "rank 1 printed what only rank 0 prints"
 expect_file "$work/out_2ranks/model.safetensors"
 expect_file "$work/out_2ranks/eval_results.json"
+
+# Evaluation is split across ranks (5 eval batches: 3 on rank 0, 2 on rank 1; 11 predictions in
+# batches of 8) and gathered in order: one rank on the saved model gets the same figures and lines.
+case_name="two ranks evaluate and predict what one rank does"
+run --model_name_or_path out_2ranks --do_eval --do_predict --predict_with_generate --output_dir one_rank \
+  --validation_file "$work/data/wmt16_en_ro/validation.json" --test_file "$wmt/validation.json" \
+  --max_predict_samples 11 --source_lang en --target_lang ro --max_source_length 48 --max_target_length 48 \
+  --per_device_eval_batch_size 8 --generation_max_length 16
+expect_rc 0
+python3 - "$work/out_2ranks/eval_results.json" "$work/one_rank/eval_results.json" <<'PY' || fail "eval differs"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+for k in ("eval_loss", "eval_bleu", "eval_gen_len"):
+    if abs(a[k] - b[k]) > 1e-4:
+        sys.exit(f"{k}: two ranks {a[k]}, one rank {b[k]}")
+PY
+cmp -s "$work/out_2ranks/generated_predictions.txt" "$work/one_rank/generated_predictions.txt" ||
+  fail "generated_predictions.txt of two ranks differs from one rank's"
+[[ $(wc -l <"$work/one_rank/generated_predictions.txt" 2>/dev/null) == 11 ]] || fail "not 11 predictions"
 
 case_name="a saved model directory loads back (weights and tokenizer) to the same eval loss"
 want=$(json "$work/out_zero2/eval_results.json" eval_loss)

@@ -132,9 +132,13 @@ class DenseActDense : public torch::nn::Module {
     }
     wo = register_module("wo", std::make_shared<Weight>(c.d_model, c.d_ff, f * std::pow(c.d_ff, -0.5)));
   }
+  // At fp16 the output projection runs in fp32 (HF keeps wo's weight in fp32 for this,
+  // _keep_in_fp32_modules): T5's FFN outputs pass fp16's largest value (HF issue #10830).  The
+  // fp32 output then carries the residual stream in fp32 until the final layer norm, as in HF.
   at::Tensor forward(const at::Tensor& x, bool training) const {
     at::Tensor h = c_.gated ? Act(wi_0->Linear(x)) * wi_1->Linear(x) : Act(wi->Linear(x));
     h = at::dropout(h, c_.dropout_rate, training);
+    if (wo->weight.scalar_type() == at::kHalf) return at::linear(h.to(at::kFloat), wo->weight.to(at::kFloat));
     if (h.scalar_type() != wo->weight.scalar_type()) h = h.to(wo->weight.scalar_type());
     return wo->Linear(h);
   }

@@ -60,8 +60,9 @@ absl::StatusOr<TranslationData> LoadTranslationData(const TranslateArgs& a) {
   };
   if (files || !a.dataset_name.empty()) {
     std::string train = a.train_file, validation = a.validation_file, test = a.test_file;
-    if (!files) {
-      // A local copy of the HF dataset: <dir>/{train,validation,test}.json in the JSON-lines layout.
+    if (!a.dataset_name.empty()) {
+      // A local copy of the HF dataset: <dir>/{train,validation,test}.json in the JSON-lines layout;
+      // a split given as a file (--train_file, ...) replaces the copy's.
       std::vector<std::string> langs = absl::StrSplit(a.dataset_config_name, '-');
       std::vector<std::string> dirs;
       const std::string n = a.dataset_name, c = a.dataset_config_name;
@@ -83,7 +84,7 @@ absl::StatusOr<TranslationData> LoadTranslationData(const TranslateArgs& a) {
           break;
         }
       }
-      if (found.empty()) {
+      if (found.empty() && !files) {
         return absl::NotFoundError(absl::StrCat(
             "--dataset_name ", n, " --dataset_config_name ", c,
             ": no local copy (this machine does not download datasets). Looked for train.json / validation.json in:\n "
@@ -93,10 +94,18 @@ absl::StatusOr<TranslationData> LoadTranslationData(const TranslateArgs& a) {
             "a line: {\"translation\": {\"",
             a.source_lang, "\": \"...\", \"", a.target_lang, "\": \"...\"}}"));
       }
-      train = IsFile(found + "/train.json") ? found + "/train.json" : "";
-      validation = IsFile(found + "/validation.json") ? found + "/validation.json" : "";
-      test = IsFile(found + "/test.json") ? found + "/test.json" : "";
-      d.description = absl::StrCat(n, " ", c, " from its local copy in ", found);
+      std::vector<std::string> from_files;
+      for (auto [path, split] :
+           {std::pair<std::string*, const char*>{&train, "train"}, {&validation, "validation"}, {&test, "test"}}) {
+        if (!path->empty()) {
+          from_files.push_back(absl::StrCat(split, " ", *path));
+        } else if (!found.empty() && IsFile(absl::StrCat(found, "/", split, ".json"))) {
+          *path = absl::StrCat(found, "/", split, ".json");
+        }
+      }
+      d.description = found.empty() ? absl::StrCat(n, " ", c, ": no local copy")
+                                    : absl::StrCat(n, " ", c, " from its local copy in ", found);
+      if (!from_files.empty()) absl::StrAppend(&d.description, "; from files: ", absl::StrJoin(from_files, ", "));
     } else {
       d.description = absl::StrCat("files: ", absl::StrJoin({train, validation, test}, " "));
     }
@@ -184,6 +193,27 @@ Batch Collate(const std::vector<const Example*>& ex, std::int64_t pad_id, bool p
     for (std::size_t j = 0; j < e.labels.size(); ++j) pl[i * t + j] = e.labels[j];
   }
   return {{"input_ids", ids}, {"attention_mask", mask}, {"labels", labels}};
+}
+
+std::int64_t ShardRows(std::int64_t n, std::int64_t batch_size, int world) {
+  const std::int64_t batches = (n + batch_size - 1) / batch_size;
+  return (batches + world - 1) / world * batch_size;
+}
+
+std::vector<std::vector<int>> Unshard(const at::Tensor& gathered, std::int64_t n, std::int64_t batch_size) {
+  const std::int64_t world = gathered.size(0);
+  const at::Tensor all = gathered.to(at::kLong).contiguous();
+  const auto* p = all.data_ptr<std::int64_t>();
+  const std::int64_t rows = all.size(1), length = all.size(2);
+  std::vector<std::vector<int>> out;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int64_t j = i / batch_size;  // its batch
+    const std::int64_t row = (j / world) * batch_size + i % batch_size;
+    const std::int64_t* seq = p + ((j % world) * rows + row) * length;
+    std::vector<int>& toks = out.emplace_back();
+    for (std::int64_t c = 0; c < length && seq[c] >= 0; ++c) toks.push_back(static_cast<int>(seq[c]));
+  }
+  return out;
 }
 
 }  // namespace zt::nlp

@@ -50,6 +50,13 @@ std::vector<Example> Tokenize(const SentencePiece& sp, const std::vector<Transla
 Batch Collate(const std::vector<const Example*>& examples, std::int64_t pad_id, bool pad_to_max_length,
               bool ignore_pad_token_for_loss, std::int64_t max_source_length, std::int64_t max_target_length);
 
+// Evaluation split across ranks: `n` examples in batches of `batch_size`, batch j on rank
+// j % world.  ShardRows is how many rows each rank sends (the most any rank makes);
+// Unshard turns what every rank made, [world, ShardRows, length] with -1 after each sequence
+// and in unused rows, back into one token sequence per example, in the examples' order.
+std::int64_t ShardRows(std::int64_t n, std::int64_t batch_size, int world);
+std::vector<std::vector<int>> Unshard(const at::Tensor& gathered, std::int64_t n, std::int64_t batch_size);
+
 }  // namespace zt::nlp
 
 #endif  // ZEROTRAIN_NLP_TRANSLATE_DATA_H_

@@ -391,8 +391,8 @@ class Job {
     job.world_size = world_;
     ASSIGN_OR_RETURN(Config config, Config::FromJson(j.dump(), source, job));
     if (config.precision() == Precision::kFp16) {
-      Say("warning: T5 is known to overflow in fp16 (HF transformers issue #10830): activations are clamped as HF "
-          "does, but the feed-forward output is not kept in fp32 yet; prefer --bf16");
+      Say("warning: T5 is known to overflow in fp16 (HF transformers issue #10830); as HF does, the feed-forward "
+          "output projection (wo) runs in fp32 and fp16 activations are clamped. --bf16 avoids both");
     }
     ASSIGN_OR_RETURN(engine_, Engine::Create(model_, config, comm_));
     stage3_ = config.zero_optimization.stage == 3;
@@ -522,9 +522,17 @@ class Job {
     return absl::OkStatus();
   }
 
+  // Evaluation split across ranks as HF's Trainer does it: batch j runs on rank j % world, and
+  // the loss sums and generated ids are gathered so that every rank ends with the metrics and
+  // predictions of the whole set, in order.
   absl::StatusOr<EvalOutput> Evaluate(const std::vector<Example>& ex, bool generate) {
     EvalOutput out;
     const auto t0 = Clock::now();
+    const std::int64_t bs = a_.per_device_eval_batch_size;
+    const auto n = static_cast<std::int64_t>(ex.size());
+    const std::int64_t batches = (n + bs - 1) / bs;
+    double loss_sum = 0;
+    std::vector<at::Tensor> ids;  // this rank's generated ids, a [rows, length] tensor per batch
     std::unique_ptr<GatheredParameters> gathered;
     if (stage3_) {
       ASSIGN_OR_RETURN(gathered, engine_->GatherParameters());
@@ -533,50 +541,74 @@ class Job {
       PlainUnits plain(*model_);
       at::NoGradGuard no_grad;
       model_->eval();
-      double loss_sum = 0;
-      std::int64_t lens = 0, count = 0;
-      std::vector<std::string> refs;
-      const std::int64_t bs = a_.per_device_eval_batch_size;
-      for (std::size_t i = 0; i < ex.size(); i += bs) {
+      for (std::int64_t j = rank_; j < batches; j += world_) {
         std::vector<const Example*> chunk;
-        for (std::size_t k = i; k < std::min(ex.size(), i + bs); ++k) chunk.push_back(&ex[k]);
+        for (std::int64_t k = j * bs; k < std::min(n, (j + 1) * bs); ++k) chunk.push_back(&ex[k]);
         const Batch b = ToDevice(
             Collate(chunk, sp_->pad_id(), a_.pad_to_max_length, a_.ignore_pad_token_for_loss, a_.max_source_length, 0));
         loss_sum += model_->Forward(b).item<double>() * static_cast<double>(chunk.size());
-        ++out.batches;
         if (!generate) continue;
         GenerateOptions g;
         g.max_length = gen_max_;
         g.num_beams = a_.num_beams;
-        const at::Tensor ids = model_->Generate(b.at("input_ids"), b.at("attention_mask"), g).cpu();
-        for (std::int64_t r = 0; r < ids.size(0); ++r) {
-          std::vector<int> toks;
-          for (std::int64_t c = 0; c < ids.size(1); ++c) {
-            const auto t = ids[r][c].item<std::int64_t>();
-            if (t != sp_->pad_id()) ++lens;
-            toks.push_back(static_cast<int>(t));
-          }
-          out.predictions.push_back(std::string(absl::StripAsciiWhitespace(sp_->Decode(toks))));
-          const Example& e = *chunk[r];
-          std::vector<int> label(e.labels.begin(), e.labels.end());
-          refs.push_back(std::string(absl::StripAsciiWhitespace(sp_->Decode(label))));
-          ++count;
-        }
-      }
-      out.loss = loss_sum / std::max<std::size_t>(ex.size(), 1);
-      if (generate) {
-        absl::StatusOr<Bleu> bleu = CorpusBleu(out.predictions, refs);
-        if (!bleu.ok()) throw StatusException(bleu.status());
-        out.generated = true;
-        out.bleu = bleu->score;
-        out.gen_len = static_cast<double>(lens) / std::max<std::int64_t>(count, 1);
+        ids.push_back(model_->Generate(b.at("input_ids"), b.at("attention_mask"), g));
       }
       model_->train();
     });
     if (gathered) RETURN_IF_ERROR(gathered->Release());
     RETURN_IF_ERROR(s);
+    ASSIGN_OR_RETURN(out.loss, SumOverRanks(loss_sum));
+    out.loss /= static_cast<double>(std::max<std::int64_t>(n, 1));
+    out.batches = batches;
+    if (generate) {
+      ASSIGN_OR_RETURN(const at::Tensor all, GatherGenerated(ids, ShardRows(n, bs, world_)));
+      std::vector<std::string> refs;
+      std::int64_t lens = 0;
+      const std::vector<std::vector<int>> generated = Unshard(all, n, bs);
+      for (std::int64_t i = 0; i < n; ++i) {
+        for (int t : generated[i]) lens += t != sp_->pad_id();
+        out.predictions.push_back(std::string(absl::StripAsciiWhitespace(sp_->Decode(generated[i]))));
+        const std::vector<int> label(ex[i].labels.begin(), ex[i].labels.end());
+        refs.push_back(std::string(absl::StripAsciiWhitespace(sp_->Decode(label))));
+      }
+      ASSIGN_OR_RETURN(const Bleu bleu, CorpusBleu(out.predictions, refs));
+      out.generated = true;
+      out.bleu = bleu.score;
+      out.gen_len = static_cast<double>(lens) / static_cast<double>(std::max<std::int64_t>(n, 1));
+    }
     out.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     return out;
+  }
+
+  absl::StatusOr<double> SumOverRanks(double v) {
+    if (world_ == 1) return v;
+    at::Tensor t = at::full({1}, v, at::TensorOptions().dtype(at::kDouble).device(engine_->device()));
+    RETURN_IF_ERROR(AllReduceSync(*comm_, t));
+    return t.item<double>();
+  }
+
+  // Every rank's generated ids, [world, rows, length] on the CPU, -1 past each rank's sequences
+  // (`rows` per rank: as many as the rank with the most batches makes).
+  absl::StatusOr<at::Tensor> GatherGenerated(const std::vector<at::Tensor>& ids, std::int64_t rows) {
+    std::int64_t length = 0;
+    for (const at::Tensor& t : ids) length = std::max(length, t.size(1));
+    if (world_ > 1) {
+      at::Tensor l = at::full({1}, length, at::TensorOptions().dtype(at::kLong).device(engine_->device()));
+      RETURN_IF_ERROR(AllReduceSync(*comm_, l, ReduceOp::kMax));
+      length = l.item<std::int64_t>();
+    }
+    const auto opts = at::TensorOptions().dtype(at::kLong).device(engine_->device());
+    at::Tensor local = at::full({rows, length}, -1, opts);
+    std::int64_t row = 0;
+    for (const at::Tensor& t : ids) {
+      local.narrow(0, row, t.size(0)).narrow(1, 0, t.size(1)).copy_(t);
+      row += t.size(0);
+    }
+    if (world_ == 1) return local.unsqueeze(0).cpu();
+    at::Tensor all = at::empty({world_ * rows, length}, opts);
+    ASSIGN_OR_RETURN(auto work, comm_->AllGather(all, local));
+    RETURN_IF_ERROR(work->Wait());
+    return all.view({world_, rows, length}).cpu();
   }
 
   nlohmann::json Metrics(const std::string& split, const EvalOutput& e, std::size_t samples) const {

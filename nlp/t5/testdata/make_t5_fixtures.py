@@ -16,6 +16,12 @@ key, scale_decoder_outputs; real v1.1 / flan-t5 checkpoints (saved by transforme
 tie_word_embeddings false and their own lm_head.weight.  The v1_1 fixture is written in that
 layout: its head is untied here, saved with the other weights, and config.json says
 tie_word_embeddings false.
+
+fp16/ is the t5 style with every FFN output projection (wo) scaled up so that the FFN output
+passes fp16's largest value (65504) in every block, and all weights rounded to fp16-representable
+values (saved as fp32).  Its reference holds the fp32 logits and loss, and HF's with the model
+loaded as fp16 ("logits_fp16", "loss_fp16"), which keeps wo in fp32 (_keep_in_fp32_modules): the
+case of HF issue #10830 that fp16 T5 training must survive.
 """
 import json
 import os
@@ -92,5 +98,43 @@ def main():
         print(style, "loss", out.loss.item(), "params", sum(p.numel() for p in model.parameters()))
 
 
+def make_fp16():
+    torch.manual_seed(1234)
+    config = T5Config(vocab_size=64, d_model=16, d_kv=4, num_heads=4, d_ff=32, num_layers=2,
+                      relative_attention_num_buckets=8, relative_attention_max_distance=10,
+                      dropout_rate=0.1, layer_norm_epsilon=1e-6, pad_token_id=0, eos_token_id=1,
+                      decoder_start_token_id=0, **STYLES["t5"])
+    model = T5ForConditionalGeneration(config).float().eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("wo.weight"):
+                p.mul_(30000)
+            p.copy_(p.half().float())
+    out_dir = os.path.join(HERE, "fp16")
+    model.save_pretrained(out_dir)
+    half = T5ForConditionalGeneration.from_pretrained(out_dir, dtype=torch.float16).eval()
+    assert half.encoder.block[0].layer[1].DenseReluDense.wo.weight.dtype == torch.float32
+    assert half.encoder.block[0].layer[1].DenseReluDense.wi.weight.dtype == torch.float16
+
+    g = torch.Generator().manual_seed(99)
+    input_ids = torch.randint(2, 64, (2, 12), generator=g)
+    labels = torch.randint(2, 64, (2, 7), generator=g)
+    peak = []
+    hooks = [m.register_forward_hook(lambda mod, i, o: peak.append(o.abs().max().item()))
+             for n, m in model.named_modules() if n.endswith("DenseReluDense.wo")]
+    with torch.no_grad():
+        out = model(input_ids=input_ids, labels=labels)
+        out16 = half(input_ids=input_ids, labels=labels)
+    for h in hooks:
+        h.remove()
+    assert min(peak) > 65504, peak
+    ref = {"input_ids": input_ids, "labels": labels, "logits": out.logits.contiguous(),
+           "loss": out.loss.reshape(()), "logits_fp16": out16.logits.float().contiguous(),
+           "loss_fp16": out16.loss.float().reshape(())}
+    save_file(ref, os.path.join(out_dir, "reference.safetensors"))
+    print("fp16 loss", out.loss.item(), "as fp16", out16.loss.item(), "FFN output peaks", peak)
+
+
 if __name__ == "__main__":
     main()
+    make_fp16()
