@@ -1,15 +1,19 @@
 #include "core/util/file_util.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace zt {
 namespace {
@@ -70,6 +74,69 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view cont
     return absl::Status(absl::ErrnoToStatusCode(err), absl::StrCat("cannot write ", path, ": ", std::strerror(err)));
   }
   return absl::OkStatus();
+}
+
+bool PathExists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+bool IsRegularFile(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+bool IsDirectory(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool IsNonEmptyDirectory(const std::string& path) {
+  DIR* d = ::opendir(path.c_str());
+  if (d == nullptr) return false;
+  bool any = false;
+  while (const dirent* e = ::readdir(d)) {
+    if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") any = true;
+  }
+  ::closedir(d);
+  return any;
+}
+
+absl::Status MakeDirs(const std::string& path) {
+  std::string at;
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    at.append(part.data(), part.size());
+    if (!at.empty() && ::mkdir(at.c_str(), 0755) != 0 && errno != EEXIST) {
+      return absl::PermissionDeniedError(absl::StrCat("cannot create ", at, ": ", std::strerror(errno)));
+    }
+    at += "/";
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RemoveFlatDir(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return absl::OkStatus();
+  std::vector<std::string> files;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string n = e->d_name;
+    if (n != "." && n != "..") files.push_back(dir + "/" + n);
+  }
+  ::closedir(d);
+  for (const std::string& f : files) {
+    if (std::remove(f.c_str()) != 0) {
+      return absl::InternalError(absl::StrCat("cannot remove ", f, ": ", std::strerror(errno)));
+    }
+  }
+  if (::rmdir(dir.c_str()) != 0)
+    return absl::InternalError(absl::StrCat("cannot remove ", dir, ": ", std::strerror(errno)));
+  return absl::OkStatus();
+}
+
+std::string UserPath(const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  const char* wd = std::getenv("BUILD_WORKING_DIRECTORY");
+  return wd != nullptr && *wd != '\0' ? absl::StrCat(wd, "/", path) : path;
 }
 
 }  // namespace zt

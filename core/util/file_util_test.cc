@@ -39,5 +39,30 @@ TEST(FileUtilTest, ErrorsNameThePath) {
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("/nonexistent-dir/x.json")));
 }
 
+TEST(FileUtilTest, DirectoriesAndPaths) {
+  const std::string dir = Tmp("d/e/f");
+  ASSERT_THAT(MakeDirs(dir), IsOk());
+  ASSERT_THAT(MakeDirs(dir), IsOk());  // exists already: fine
+  EXPECT_TRUE(IsDirectory(dir));
+  EXPECT_FALSE(IsNonEmptyDirectory(dir));
+  ASSERT_THAT(WriteFileAtomically(dir + "/x", "1"), IsOk());
+  EXPECT_TRUE(IsNonEmptyDirectory(dir));
+  EXPECT_TRUE(IsRegularFile(dir + "/x"));
+  EXPECT_FALSE(IsRegularFile(dir));
+  EXPECT_TRUE(PathExists(dir + "/x"));
+  ASSERT_THAT(RemoveFlatDir(dir), IsOk());
+  EXPECT_FALSE(PathExists(dir));
+  EXPECT_THAT(RemoveFlatDir(dir), IsOk());
+  EXPECT_THAT(MakeDirs(Tmp("d/x/y")), IsOk());
+  ASSERT_THAT(WriteFileAtomically(Tmp("d/file"), "1"), IsOk());
+  EXPECT_THAT(MakeDirs(Tmp("d/file/sub")), StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("d/file/sub")));
+
+  ::setenv("BUILD_WORKING_DIRECTORY", "/home/u/proj", 1);
+  EXPECT_EQ(UserPath("out"), "/home/u/proj/out");
+  EXPECT_EQ(UserPath("/abs/out"), "/abs/out");
+  ::unsetenv("BUILD_WORKING_DIRECTORY");
+  EXPECT_EQ(UserPath("out"), "out");
+}
+
 }  // namespace
 }  // namespace zt

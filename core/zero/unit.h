@@ -144,6 +144,29 @@ std::shared_ptr<Unit<M>> MakeUnit(std::shared_ptr<M> module) {
   return std::make_shared<Unit<M>>(std::move(module));
 }
 
+// For its lifetime, every stage-3 unit of `m` runs its inner module directly, the caller having
+// gathered the parameters (Engine::GatherParameters): evaluation, generation and prediction do
+// not go through the fetch schedule.
+class PlainUnits {
+ public:
+  explicit PlainUnits(torch::nn::Module& m) {
+    for (const auto& mod : m.modules()) {
+      if (auto* u = dynamic_cast<UnitBase*>(mod.get()); u != nullptr && u->fetcher() != nullptr) {
+        saved_.emplace_back(u, u->fetcher(), u->unit_id());
+        u->AttachFetcher(nullptr, -1);
+      }
+    }
+  }
+  ~PlainUnits() {
+    for (auto& [u, f, id] : saved_) u->AttachFetcher(f, id);
+  }
+  PlainUnits(const PlainUnits&) = delete;
+  PlainUnits& operator=(const PlainUnits&) = delete;
+
+ private:
+  std::vector<std::tuple<UnitBase*, UnitFetcher*, int>> saved_;
+};
+
 }  // namespace zt
 
 #endif  // ZEROTRAIN_CORE_ZERO_UNIT_H_

@@ -1,7 +1,6 @@
 #include "nlp/translate/data.h"
 
 #include <ATen/ops/full.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -11,17 +10,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "core/util/file_util.h"
 #include "nlp/data/gettext_mo.h"
 
 namespace zt::nlp {
 namespace {
 
 constexpr char kGettextDir[] = "/usr/share/locale/ro/LC_MESSAGES";
-
-bool IsFile(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
 
 void Cap(std::vector<TranslationPair>& v, std::int64_t max) {
   if (max >= 0 && static_cast<std::int64_t>(v.size()) > max) v.resize(static_cast<std::size_t>(max));
@@ -36,12 +31,6 @@ std::string LanguageName(const std::string& code) {
 }
 
 }  // namespace
-
-std::string UserPath(const std::string& path) {
-  if (path.empty() || path[0] == '/') return path;
-  const char* wd = std::getenv("BUILD_WORKING_DIRECTORY");
-  return wd != nullptr && *wd != '\0' ? absl::StrCat(wd, "/", path) : path;
-}
 
 std::string DefaultSourcePrefix(const std::string& source_lang, const std::string& target_lang) {
   return absl::StrCat("translate ", LanguageName(source_lang), " to ", LanguageName(target_lang), ": ");
@@ -79,7 +68,7 @@ absl::StatusOr<TranslationData> LoadTranslationData(const TranslateArgs& a) {
       }
       std::string found;
       for (const std::string& dir : dirs) {
-        if (IsFile(dir + "/train.json") || IsFile(dir + "/validation.json")) {
+        if (IsRegularFile(dir + "/train.json") || IsRegularFile(dir + "/validation.json")) {
           found = dir;
           break;
         }
@@ -99,7 +88,7 @@ absl::StatusOr<TranslationData> LoadTranslationData(const TranslateArgs& a) {
            {std::pair<std::string*, const char*>{&train, "train"}, {&validation, "validation"}, {&test, "test"}}) {
         if (!path->empty()) {
           from_files.push_back(absl::StrCat(split, " ", *path));
-        } else if (!found.empty() && IsFile(absl::StrCat(found, "/", split, ".json"))) {
+        } else if (!found.empty() && IsRegularFile(absl::StrCat(found, "/", split, ".json"))) {
           *path = absl::StrCat(found, "/", split, ".json");
         }
       }

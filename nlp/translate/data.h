@@ -18,10 +18,6 @@
 
 namespace zt::nlp {
 
-// A path as the user meant it: relative paths are relative to the directory `bazel run` was
-// started from (BUILD_WORKING_DIRECTORY), else to the current one.
-std::string UserPath(const std::string& path);
-
 struct TranslationData {
   std::vector<TranslationPair> train, validation, test;
   std::string description;  // one line: where they came from

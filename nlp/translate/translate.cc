@@ -2,8 +2,6 @@
 
 #include <ATen/ATen.h>
 #include <ATen/detail/CUDAHooksInterface.h>
-#include <dirent.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -41,75 +39,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-bool Exists(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0;
-}
-bool IsDir(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-bool DirNonEmpty(const std::string& p) {
-  DIR* d = ::opendir(p.c_str());
-  if (d == nullptr) return false;
-  bool any = false;
-  while (const dirent* e = ::readdir(d)) {
-    if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") any = true;
-  }
-  ::closedir(d);
-  return any;
-}
-
-absl::Status MakeDirs(const std::string& path) {
-  std::string at;
-  for (absl::string_view part : absl::StrSplit(path, '/')) {
-    at.append(part.data(), part.size());
-    if (!at.empty() && ::mkdir(at.c_str(), 0755) != 0 && errno != EEXIST) {
-      return absl::PermissionDeniedError(absl::StrCat("cannot create ", at, ": ", std::strerror(errno)));
-    }
-    at += "/";
-  }
-  return absl::OkStatus();
-}
-
-// Removes a directory of plain files (a checkpoint this job wrote).
-absl::Status RemoveFlatDir(const std::string& dir) {
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return absl::OkStatus();
-  std::vector<std::string> files;
-  while (const dirent* e = ::readdir(d)) {
-    const std::string n = e->d_name;
-    if (n != "." && n != "..") files.push_back(dir + "/" + n);
-  }
-  ::closedir(d);
-  for (const std::string& f : files) {
-    if (std::remove(f.c_str()) != 0) return absl::InternalError(absl::StrCat("cannot remove ", f));
-  }
-  if (::rmdir(dir.c_str()) != 0) return absl::InternalError(absl::StrCat("cannot remove ", dir));
-  return absl::OkStatus();
-}
-
 double Round4(double v) { return std::round(v * 1e4) / 1e4; }
-
-// Stage-3 units run their inner modules directly for the scope (parameters gathered by the
-// caller): evaluation and generation do not go through the fetch schedule.
-class PlainUnits {
- public:
-  explicit PlainUnits(torch::nn::Module& m) {
-    for (const auto& mod : m.modules()) {
-      if (auto* u = dynamic_cast<UnitBase*>(mod.get()); u != nullptr && u->fetcher() != nullptr) {
-        saved_.emplace_back(u, u->fetcher(), u->unit_id());
-        u->AttachFetcher(nullptr, -1);
-      }
-    }
-  }
-  ~PlainUnits() {
-    for (auto& [u, f, id] : saved_) u->AttachFetcher(f, id);
-  }
-
- private:
-  std::vector<std::tuple<UnitBase*, UnitFetcher*, int>> saved_;
-};
 
 // The small model of the no-argument run.
 T5Config DemoConfig(std::int64_t vocab) {
@@ -227,7 +157,7 @@ class Job {
     out_ = UserPath(a_.output_dir);
     ASSIGN_OR_RETURN(RankInfo me, RankInfoFromEnv());
     rank_ = me.rank;
-    if (a_.do_train && DirNonEmpty(out_) && !a_.overwrite_output_dir) {
+    if (a_.do_train && IsNonEmptyDirectory(out_) && !a_.overwrite_output_dir) {
       return absl::AlreadyExistsError(absl::StrCat("Output directory (", out_,
                                                    ") already exists and is not empty. Use --overwrite_output_dir "
                                                    "to overcome."));
@@ -266,7 +196,7 @@ class Job {
     std::string model_dir;
     if (a_.demo && a_.model_name_or_path.empty()) {
       // Filled once the tokenizer is known.
-    } else if (IsDir(src)) {
+    } else if (IsDirectory(src)) {
       model_dir = src;
       ASSIGN_OR_RETURN(config_, ReadT5Config(src + "/config.json"));
     } else {
@@ -280,8 +210,8 @@ class Job {
     std::string sp_path;
     if (!a_.tokenizer_name.empty()) {
       const std::string t = UserPath(a_.tokenizer_name);
-      sp_path = IsDir(t) ? t + "/spiece.model" : t;
-    } else if (!model_dir.empty() && Exists(model_dir + "/spiece.model")) {
+      sp_path = IsDirectory(t) ? t + "/spiece.model" : t;
+    } else if (!model_dir.empty() && PathExists(model_dir + "/spiece.model")) {
       sp_path = model_dir + "/spiece.model";
     }
     if (!sp_path.empty()) {
@@ -321,7 +251,7 @@ class Job {
     model_ = std::make_shared<T5ForConditionalGeneration>(config_, a_.seed);
     if (!model_dir.empty()) {
       const std::string weights = model_dir + "/model.safetensors";
-      if (Exists(weights)) {
+      if (PathExists(weights)) {
         RETURN_IF_ERROR(model_->LoadHfCheckpoint(weights));
         Say(absl::StrCat("model: ", weights));
       } else {
