@@ -4,6 +4,9 @@
 #
 #   bash tools/bench/molecule_gpu.sh
 #
+# Where rdkit-data is not installed (the GPU machine), ZT_CHEMBL_DIR names a directory holding
+# its CHEMBL2321810.smi and CHEMBL2321810_act.csv.
+#
 # 1. //ops/cuda:pair_bias_attention_benchmark: fused kernel vs the ATen reference, forward +
 #    backward time and peak memory at growing molecule sizes.
 # 2. //science:molecule_train on the embedded CHEMBL2321810 set: ZeRO-2 and ZeRO-3 with bf16,
@@ -17,10 +20,15 @@ export ZT_LOG_LEVEL=warning
 "$bin/ops/cuda/pair_bias_attention_benchmark"
 "$bin/ops/cuda/pair_bias_attention_benchmark" --d=64 --h=16
 
+data=()
+if [[ -n ${ZT_CHEMBL_DIR:-} ]]; then
+  data=(--train_file "$ZT_CHEMBL_DIR/CHEMBL2321810.smi" --activity_file "$ZT_CHEMBL_DIR/CHEMBL2321810_act.csv"
+    --target_columns Act)
+fi
 work=$(mktemp -d)
 for stage in 2 3; do
   cat >"$work/zero${stage}_bf16.json" <<JSON
-{"bf16": {"enabled": true}, "zero_optimization": {"stage": $stage},
+{"bf16": {"enabled": "auto"}, "zero_optimization": {"stage": $stage},
  "gradient_accumulation_steps": 1, "gradient_clipping": "auto", "train_micro_batch_size_per_gpu": "auto"}
 JSON
 done
@@ -29,7 +37,7 @@ run() {  # name, flags...
   shift
   echo "== molecule_train $name: $*"
   local t0=$SECONDS
-  "$bin/science/molecule_train" "$@" --output_dir "$work/$name" --overwrite_output_dir 2>&1 |
+  "$bin/science/molecule_train" "${data[@]}" --bf16 "$@" --output_dir "$work/$name" --overwrite_output_dir 2>&1 |
     grep -E "^(data|split|model|engine|epoch (1|10|20|30)/|test|molecule_train)" | cut -c1-400
   echo "== $name: $((SECONDS - t0)) s; metrics: $(tr -d ' \n' <"$work/$name/metrics.json" 2>/dev/null)"
 }
