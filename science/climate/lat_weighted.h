@@ -7,7 +7,12 @@
 //   double rmse = zt::science::LatWeightedRmse(pred, truth, w, /*batch=*/b, /*nlat=*/h, /*nlon=*/l);
 //
 // LatWeightedRmse is ClimaX's lat_weighted_rmse for one variable: per sample
-// sqrt(mean over (lat, lon) of w * (pred - truth)^2), then the mean over samples.
+// sqrt(mean over (lat, lon) of w * (pred - truth)^2), then the mean over samples.  Points whose
+// truth is NaN (missing) are left out of the means.
+//
+// LatWeightedAcc is ClimaX's lat_weighted_acc (anomaly correlation coefficient) for one
+// variable: anomalies from the climatology, centred on their mean over the batch, then
+// sum(w p' t') / sqrt(sum(w p'^2) sum(w t'^2)); NaN when either has no variance.
 #ifndef ZEROTRAIN_SCIENCE_CLIMATE_LAT_WEIGHTED_H_
 #define ZEROTRAIN_SCIENCE_CLIMATE_LAT_WEIGHTED_H_
 
@@ -27,6 +32,11 @@ absl::StatusOr<std::vector<double>> LatitudeWeights(absl::Span<const double> lat
 absl::StatusOr<double> LatWeightedRmse(absl::Span<const float> pred, absl::Span<const float> truth,
                                        absl::Span<const double> weights, std::int64_t batch, std::int64_t nlat,
                                        std::int64_t nlon);
+
+// climatology is [nlat, nlon] (the mean field of the training period).
+absl::StatusOr<double> LatWeightedAcc(absl::Span<const float> pred, absl::Span<const float> truth,
+                                      absl::Span<const float> climatology, absl::Span<const double> weights,
+                                      std::int64_t batch, std::int64_t nlat, std::int64_t nlon);
 
 }  // namespace zt::science
 

@@ -1,0 +1,519 @@
+#include "science/climate/train.h"
+
+#include <ATen/ATen.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "core/ckpt/safetensors.h"
+#include "core/comm/communicator.h"
+#include "core/comm/rank_env.h"
+#include "core/config/config.h"
+#include "core/engine/engine.h"
+#include "core/util/file_util.h"
+#include "core/util/status_macros.h"
+#include "core/util/torch_status.h"
+#include "core/zero/unit.h"
+#include "nlohmann/json.hpp"
+#include "science/climate/climax.h"
+#include "science/climate/fields.h"
+#include "science/climate/lat_weighted.h"
+
+namespace zt::science::climate {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr char kDefaultFiles[] =
+    "/usr/share/ncarg/data/nug/tas_rectilinear_grid_2D.nc,/usr/share/ncarg/data/nug/uas_rectilinear_grid_2D.nc,"
+    "/usr/share/ncarg/data/nug/vas_rectilinear_grid_2D.nc";
+constexpr char kDefaultVariables[] = "tas,uas,vas";
+
+double Seconds(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Hours per unit of a CF time axis ("days since ...", "hours since ..."); 0 when unknown.
+double HoursPerUnit(const std::string& units) {
+  const std::string u = absl::AsciiStrToLower(units);
+  if (absl::StartsWith(u, "day")) return 24;
+  if (absl::StartsWith(u, "hour")) return 1;
+  if (absl::StartsWith(u, "minute")) return 1.0 / 60;
+  if (absl::StartsWith(u, "second")) return 1.0 / 3600;
+  return 0;
+}
+
+double Nan() { return std::numeric_limits<double>::quiet_NaN(); }
+
+nlohmann::json Json(double v) {
+  if (std::isnan(v)) return nullptr;
+  return std::round(v * 1e6) / 1e6;
+}
+
+class Job {
+ public:
+  explicit Job(const ClimateTrainArgs& a) : a_(a) {}
+
+  absl::Status Run() {
+    if (a_.inspect) {
+      RETURN_IF_ERROR(Read());
+      std::printf("%s", Inspect(fields_).c_str());
+      return absl::OkStatus();
+    }
+    RETURN_IF_ERROR(Setup());
+    const auto t0 = Clock::now();
+    RETURN_IF_ERROR(Train());
+    nlohmann::json metrics = {{"train_runtime", std::round(Seconds(t0) * 100) / 100},
+                              {"epochs", a_.epochs},
+                              {"lead_steps", a_.lead_steps},
+                              {"lead_hours", lead_hours_},
+                              {"train_samples", train_.size()},
+                              {"valid_samples", valid_.size()},
+                              {"test_samples", test_.size()}};
+    ASSIGN_OR_RETURN(at::Tensor forecast, Forecast(test_));
+    ASSIGN_OR_RETURN(nlohmann::json scores, Score(test_, forecast));
+    metrics.update(scores);
+    Report(metrics);
+    if (rank_ == 0) {
+      RETURN_IF_ERROR(WriteFileAtomically(out_ + "/metrics.json", metrics.dump(4) + "\n"));
+      std::vector<double> valid_times;
+      for (std::int64_t t : test_) valid_times.push_back(fields_.time[t + a_.lead_steps]);
+      RETURN_IF_ERROR(WriteFields(out_ + "/predictions.nc", fields_, forecast, valid_times));
+    }
+    RETURN_IF_ERROR(SaveCheckpoint(out_ + "/checkpoint"));
+    Say(absl::StrCat("outputs in ", out_, ": metrics.json, predictions.nc (the test forecasts), checkpoint/"));
+    RETURN_IF_ERROR(engine_->Shutdown());
+    return comm_->Shutdown();
+  }
+
+ private:
+  void Say(const std::string& line) const {
+    if (rank_ == 0) std::fprintf(stderr, "%s\n", line.c_str());
+  }
+
+  absl::Status Read() {
+    const bool embedded = a_.files.empty();
+    std::vector<std::string> files;
+    if (embedded) {
+      ASSIGN_OR_RETURN(files, ExpandFiles(kDefaultFiles));
+      for (const std::string& f : files) {
+        if (!IsRegularFile(f)) {
+          return absl::NotFoundError(absl::StrCat("no --files, and the embedded default's ", f,
+                                                  " (from the libncarg-data package) is not on this machine: install "
+                                                  "libncarg-data or pass --files and --variables"));
+        }
+      }
+    } else {
+      std::string list;
+      for (absl::string_view item : absl::StrSplit(a_.files, ',')) {
+        if (!list.empty()) list += ",";
+        list += UserPath(std::string(item));
+      }
+      ASSIGN_OR_RETURN(files, ExpandFiles(list));
+    }
+    const std::string vars = a_.variables.empty() && embedded ? kDefaultVariables : a_.variables;
+    if (vars.empty())
+      return absl::InvalidArgumentError("--variables is required with --files (e.g. tas,uas,vas or t@500)");
+    ASSIGN_OR_RETURN(std::vector<FieldSpec> specs, ParseVariables(vars));
+    const auto t0 = Clock::now();
+    ASSIGN_OR_RETURN(fields_, ReadFields(files, specs));
+    if (embedded && !a_.inspect) {
+      Say(absl::StrCat("data: no --files; the embedded default: ", kDefaultFiles, " (libncarg-data's sample fields)"));
+    }
+    Say(absl::StrFormat("data: %d variables (%s) on a %d x %d grid, %d time steps, read in %.1f s",
+                        fields_.variables.size(), vars, fields_.lat.size(), fields_.lon.size(), fields_.time.size(),
+                        Seconds(t0)));
+    return absl::OkStatus();
+  }
+
+  absl::Status Setup() {
+    if (a_.epochs < 0 || a_.batch_size <= 0 || a_.lead_steps <= 0) {
+      return absl::InvalidArgumentError("--epochs >= 0, --batch_size > 0 and --lead_steps > 0");
+    }
+    if (a_.train_fraction <= 0 || a_.valid_fraction < 0 || a_.train_fraction + a_.valid_fraction >= 1) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "--train_fraction %g and --valid_fraction %g must leave a test part (train > 0, valid >= 0, sum < 1)",
+          a_.train_fraction, a_.valid_fraction));
+    }
+    out_ = UserPath(a_.output_dir.empty() ? "climate_output" : a_.output_dir);
+    ASSIGN_OR_RETURN(RankInfo me, RankInfoFromEnv());
+    rank_ = me.rank;
+    if (IsNonEmptyDirectory(out_) && !a_.overwrite_output_dir) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("output directory ", out_, " already exists and is not empty; pass --overwrite_output_dir"));
+    }
+    if (rank_ == 0) RETURN_IF_ERROR(MakeDirs(out_));
+    CommOptions co;
+    co.rank = me;
+    co.backend = a_.use_cpu ? CommBackend::kGloo : CommBackend::kAuto;
+    if (!a_.use_cpu && at::hasCUDA()) {
+      const int gpus = at::detail::getCUDAHooks().deviceCount();
+      if (me.local_rank >= gpus) {
+        return absl::InvalidArgumentError(absl::StrCat("LOCAL_RANK ", me.local_rank, " but this machine has ", gpus,
+                                                       " GPU(s): start at most ", gpus,
+                                                       " rank(s) per machine, or pass --use_cpu"));
+      }
+    }
+    ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, Communicator::Create(co));
+    comm_ = std::move(comm);
+    world_ = comm_->world_size();
+    RETURN_IF_ERROR(Read());
+    RETURN_IF_ERROR(Prepare());
+    return SetupModel();
+  }
+
+  // Split along time, normalisation and climatology from the training part, lat weights.
+  absl::Status Prepare() {
+    const auto T = static_cast<std::int64_t>(fields_.time.size());
+    const std::int64_t L = a_.lead_steps;
+    const auto n_train = static_cast<std::int64_t>(std::floor(T * a_.train_fraction));
+    const auto n_valid = static_cast<std::int64_t>(std::floor(T * a_.valid_fraction));
+    // A sample starts at t and is scored at t + lead, both inside its part.
+    auto samples = [&](std::int64_t begin, std::int64_t end) {
+      std::vector<std::int64_t> s;
+      for (std::int64_t t = begin; t + L < end; ++t) s.push_back(t);
+      return s;
+    };
+    train_ = samples(0, n_train);
+    valid_ = samples(n_train, n_train + n_valid);
+    test_ = samples(n_train + n_valid, T);
+    if (train_.empty() || test_.empty()) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%d time steps with --lead_steps %d and fractions %g / %g leave %d training and %d test samples; pass files "
+          "with more time steps",
+          T, L, a_.train_fraction, a_.valid_fraction, train_.size(), test_.size()));
+    }
+    const double step_hours =
+        T > 1 ? (fields_.time[1] - fields_.time[0]) *
+                    HoursPerUnit(fields_.time_attributes.count("units") > 0 ? fields_.time_attributes.at("units") : "")
+              : 0;
+    lead_hours_ = step_hours > 0 ? step_hours * L : static_cast<double>(L);
+    Say(
+        absl::StrFormat("split along time: train t < %d (%d samples), valid (%d), test from t = %d (%d); lead %d "
+                        "step(s) = %g h",
+                        n_train, train_.size(), valid_.size(), n_train + n_valid, test_.size(), L, lead_hours_));
+    const at::Tensor train_part = fields_.values.narrow(0, 0, n_train);  // [t, V, H, W]
+    const at::Tensor present = ~at::isnan(train_part);
+    const at::Tensor zeroed = at::nan_to_num(train_part, 0.0);
+    const at::Tensor count_v = present.sum({0, 2, 3}).to(at::kDouble);
+    if ((count_v == 0).any().item<bool>())
+      return absl::InvalidArgumentError("a variable has no values in the training part");
+    const at::Tensor mean = zeroed.to(at::kDouble).sum({0, 2, 3}) / count_v;
+    const at::Tensor var =
+        (at::where(present, train_part.to(at::kDouble) - mean.view({1, -1, 1, 1}), at::zeros_like(zeroed, at::kDouble)))
+            .pow(2)
+            .sum({0, 2, 3}) /
+        count_v;
+    mean_ = mean.to(at::kFloat);
+    std_ = at::where(var > 1e-20, var.sqrt(), at::ones_like(var)).to(at::kFloat);
+    // Climatology: the training mean of each grid point (the variable's mean where never present).
+    const at::Tensor count_p = present.sum(0);
+    climatology_ = at::where(count_p > 0, zeroed.sum(0) / count_p.clamp_min(1),
+                             mean_.view({-1, 1, 1}).expand_as(count_p).to(at::kFloat));
+    normalised_ = (fields_.values - mean_.view({1, -1, 1, 1})) / std_.view({1, -1, 1, 1});
+    ASSIGN_OR_RETURN(lat_weights_, LatitudeWeights(fields_.lat));
+    return absl::OkStatus();
+  }
+
+  absl::Status SetupModel() {
+    ClimaxConfig c;
+    c.variables = static_cast<int>(fields_.variables.size());
+    c.height = static_cast<int>(fields_.lat.size());
+    c.width = static_cast<int>(fields_.lon.size());
+    c.patch = a_.patch;
+    c.embed = a_.embed;
+    c.depth = a_.depth;
+    c.heads = a_.heads;
+    c.dropout = a_.dropout;
+    ASSIGN_OR_RETURN(config_, ClimaxConfig::FromJson(c.ToJson(), "the model flags"));
+    model_ = std::make_shared<Climax>(config_, a_.seed);
+    std::int64_t params = 0;
+    for (const auto& p : model_->parameters()) params += p.numel();
+    Say(
+        absl::StrFormat("model: ClimaX-style ViT, %d x %d patches of %d, embed %d, %d blocks, %d heads; %.2fM "
+                        "parameters",
+                        (c.height + c.patch - 1) / c.patch, (c.width + c.patch - 1) / c.patch, c.patch, c.embed,
+                        c.depth, c.heads, params / 1e6));
+    nlohmann::json j;
+    std::string source = "built-in config (ZeRO stage 0)";
+    if (!a_.deepspeed.empty()) {
+      source = UserPath(a_.deepspeed);
+      ASSIGN_OR_RETURN(std::string text, ReadFileToString(source));
+      j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+      if (j.is_discarded() || !j.is_object()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(source, ": not a JSON object (check it with //tools:ds_config)"));
+      }
+    } else {
+      j = {{"train_micro_batch_size_per_gpu", "auto"},
+           {"gradient_accumulation_steps", 1},
+           {"gradient_clipping", "auto"},
+           {"zero_optimization", {{"stage", 0}}}};
+    }
+    if (!j.contains("optimizer")) {
+      j["optimizer"] = {{"type", "AdamW"}, {"params", {{"lr", "auto"}, {"weight_decay", "auto"}}}};
+    }
+    if (!j.contains("scheduler")) {
+      j["scheduler"] = {{"type", "WarmupCosineLR"},
+                        {"params",
+                         {{"total_num_steps", "auto"},
+                          {"warmup_num_steps", "auto"},
+                          {"warmup_min_ratio", 0},
+                          {"cos_min_ratio", 0.01},
+                          {"warmup_type", "linear"}}}};
+    }
+    if (a_.bf16 && !j.contains("bf16")) j["bf16"] = {{"enabled", true}};
+    if (a_.fp16 && !j.contains("fp16")) j["fp16"] = {{"enabled", true}};
+    const auto n = static_cast<std::int64_t>(train_.size());
+    per_rank_ = (n + world_ - 1) / world_;
+    steps_per_epoch_ = (per_rank_ + a_.batch_size - 1) / a_.batch_size;
+    AutoValues job;
+    job.lr = a_.learning_rate;
+    job.weight_decay = a_.weight_decay;
+    job.micro_batch = a_.batch_size;
+    job.gradient_accumulation_steps = 1;
+    job.max_grad_norm = a_.max_grad_norm;
+    job.total_steps = std::max<std::int64_t>(steps_per_epoch_ * a_.epochs, 1);
+    job.warmup_steps = static_cast<std::int64_t>(std::ceil(a_.warmup_ratio * *job.total_steps));
+    job.fp16 = a_.fp16;
+    job.bf16 = a_.bf16;
+    job.hidden_size = a_.embed;
+    job.world_size = world_;
+    ASSIGN_OR_RETURN(Config config, Config::FromJson(j.dump(), source, job));
+    if (config.gradient_accumulation_steps != 1) {
+      return absl::UnimplementedError(absl::StrCat(source, ": gradient_accumulation_steps ",
+                                                   config.gradient_accumulation_steps,
+                                                   ": climate_train steps every micro-batch; set it to 1"));
+    }
+    ASSIGN_OR_RETURN(engine_, Engine::Create(model_, config, comm_));
+    stage3_ = config.zero_optimization.stage == 3;
+    Say(absl::StrFormat("engine: ZeRO stage %d, %d rank(s), %s, device %s, %d steps (%d per epoch)",
+                        config.zero_optimization.stage, world_,
+                        config.precision() == Precision::kBf16   ? "bf16"
+                        : config.precision() == Precision::kFp16 ? "fp16"
+                                                                 : "fp32",
+                        engine_->device().str(), *job.total_steps, steps_per_epoch_));
+    return absl::OkStatus();
+  }
+
+  Batch BatchOf(const std::vector<std::int64_t>& starts) const {
+    const at::Tensor idx = at::tensor(starts, at::kLong);
+    const at::Tensor input = normalised_.index_select(0, idx);
+    const at::Tensor target = normalised_.index_select(0, idx + a_.lead_steps);
+    return {{"input", at::nan_to_num(input, 0.0)},
+            {"target", at::nan_to_num(target, 0.0)},
+            {"target_mask", ~at::isnan(target)},
+            {"lead_hours", at::full({static_cast<std::int64_t>(starts.size())}, lead_hours_)},
+            {"lat_weights", at::tensor(lat_weights_, at::kDouble).to(at::kFloat)}};
+  }
+
+  double SumOverRanks(double v) {
+    if (world_ == 1) return v;
+    at::Tensor t = at::full({1}, v, at::TensorOptions().dtype(at::kDouble).device(engine_->device()));
+    if (!AllReduceSync(*comm_, t).ok()) return v;
+    return t.item<double>();
+  }
+
+  absl::Status Train() {
+    Say(absl::StrFormat("training: %d samples, %d epochs, batch %d per device x %d rank(s)", train_.size(), a_.epochs,
+                        a_.batch_size, world_));
+    for (int epoch = 1; epoch <= a_.epochs; ++epoch) {
+      const auto t0 = Clock::now();
+      std::vector<std::int64_t> order = train_;
+      std::mt19937_64 rng(a_.seed * 1000003 + epoch);
+      std::shuffle(order.begin(), order.end(), rng);
+      for (std::size_t k = 0; static_cast<std::int64_t>(order.size()) < per_rank_ * world_; ++k)
+        order.push_back(order[k]);
+      std::vector<std::int64_t> mine;
+      for (std::size_t k = rank_; k < order.size(); k += world_) mine.push_back(order[k]);
+      double loss_sum = 0;
+      for (std::int64_t s = 0; s < steps_per_epoch_; ++s) {
+        const std::int64_t begin = s * a_.batch_size;
+        const std::vector<std::int64_t> idx(mine.begin() + begin,
+                                            mine.begin() + std::min<std::int64_t>(begin + a_.batch_size, mine.size()));
+        ASSIGN_OR_RETURN(at::Tensor loss, engine_->Forward(BatchOf(idx)));
+        RETURN_IF_ERROR(engine_->Backward(loss));
+        RETURN_IF_ERROR(engine_->Step());
+        loss_sum += loss.detach().item<double>();
+      }
+      const double train_loss = SumOverRanks(loss_sum / std::max<std::int64_t>(steps_per_epoch_, 1)) / world_;
+      std::string line =
+          absl::StrFormat("epoch %d/%d: train_loss %.4f, lr %.2e", epoch, a_.epochs, train_loss, engine_->lr());
+      if (!valid_.empty()) {
+        ASSIGN_OR_RETURN(at::Tensor f, Forecast(valid_));
+        ASSIGN_OR_RETURN(nlohmann::json m, Score(valid_, f, "valid"));
+        absl::StrAppend(&line, absl::StrFormat(", valid_rmse %.4f (persistence %.4f)", Num(m, "valid_rmse"),
+                                               Num(m, "persistence_rmse")));
+      }
+      Say(absl::StrCat(line, absl::StrFormat(", %.1f s", Seconds(t0))));
+    }
+    return absl::OkStatus();
+  }
+
+  static double Num(const nlohmann::json& m, const std::string& key) {
+    return m.contains(key) && m[key].is_number() ? m[key].get<double>() : Nan();
+  }
+
+  // The forecasts from the starts `idx`, in physical units [N, V, H, W] on the CPU: split across
+  // ranks (batch j on rank j % world) and gathered.
+  absl::StatusOr<at::Tensor> Forecast(const std::vector<std::int64_t>& idx) {
+    const auto n = static_cast<std::int64_t>(idx.size());
+    const std::int64_t bs = a_.batch_size, V = config_.variables, H = config_.height, W = config_.width;
+    const std::int64_t batches = (n + bs - 1) / bs;
+    const std::int64_t rows = (batches + world_ - 1) / world_ * bs;
+    const auto opts = at::TensorOptions().dtype(at::kFloat).device(engine_->device());
+    at::Tensor local = at::zeros({rows, V, H, W}, opts);
+    std::unique_ptr<GatheredParameters> gathered;
+    if (stage3_) {
+      ASSIGN_OR_RETURN(gathered, engine_->GatherParameters());
+    }
+    absl::Status s = CallTorch("forecasting", [&] {
+      PlainUnits plain(*model_);
+      at::NoGradGuard no_grad;
+      model_->eval();
+      std::int64_t row = 0;
+      for (std::int64_t j = rank_; j < batches; j += world_) {
+        const std::vector<std::int64_t> chunk(idx.begin() + j * bs, idx.begin() + std::min(n, (j + 1) * bs));
+        Batch b = BatchOf(chunk);
+        for (auto& [k, v] : b) v = v.to(engine_->device());
+        const at::Tensor out = model_->Predict(b).to(at::kFloat);
+        local.narrow(0, row, out.size(0)).copy_(out);
+        row += static_cast<std::int64_t>(chunk.size());
+      }
+      model_->train();
+    });
+    if (gathered) RETURN_IF_ERROR(gathered->Release());
+    RETURN_IF_ERROR(s);
+    at::Tensor all = local.unsqueeze(0);
+    if (world_ > 1) {
+      all = at::empty({world_ * rows, V, H, W}, opts);
+      ASSIGN_OR_RETURN(auto work, comm_->AllGather(all, local));
+      RETURN_IF_ERROR(work->Wait());
+      all = all.view({world_, rows, V, H, W});
+    }
+    all = all.cpu();
+    std::vector<at::Tensor> ordered;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::int64_t j = i / bs;
+      ordered.push_back(all[j % world_][(j / world_) * bs + i % bs]);
+    }
+    return at::stack(ordered) * std_.view({1, -1, 1, 1}) + mean_.view({1, -1, 1, 1});
+  }
+
+  // Latitude-weighted RMSE and ACC per variable of `forecast` (from the starts `idx`), of
+  // persistence (the field at the start) and of climatology, and their means over variables.
+  absl::StatusOr<nlohmann::json> Score(const std::vector<std::int64_t>& idx, const at::Tensor& forecast,
+                                       const std::string& part = "test") const {
+    const at::Tensor starts = at::tensor(idx, at::kLong);
+    const at::Tensor truth = fields_.values.index_select(0, starts + a_.lead_steps).contiguous();
+    const at::Tensor persistence = fields_.values.index_select(0, starts).contiguous();
+    const at::Tensor climatology = climatology_.unsqueeze(0).expand_as(truth).contiguous();
+    const std::int64_t N = truth.size(0), H = truth.size(2), W = truth.size(3);
+    nlohmann::json m;
+    struct Kind {
+      std::string name;
+      at::Tensor pred;
+    };
+    for (const Kind& k : {Kind{part, forecast}, Kind{"persistence", persistence}, Kind{"climatology", climatology}}) {
+      double rmse_sum = 0, acc_sum = 0;
+      int rmse_n = 0, acc_n = 0;
+      for (std::size_t v = 0; v < fields_.variables.size(); ++v) {
+        const at::Tensor p = at::nan_to_num(k.pred.select(1, v).contiguous(), 0.0).contiguous();
+        const at::Tensor t = truth.select(1, v).contiguous();
+        const at::Tensor c = climatology_.select(0, v).contiguous();
+        absl::Span<const float> ps(p.data_ptr<float>(), p.numel()), ts(t.data_ptr<float>(), t.numel()),
+            cs(c.data_ptr<float>(), c.numel());
+        ASSIGN_OR_RETURN(double rmse, LatWeightedRmse(ps, ts, lat_weights_, N, H, W));
+        ASSIGN_OR_RETURN(double acc, LatWeightedAcc(ps, ts, cs, lat_weights_, N, H, W));
+        const std::string& label = fields_.variables[v].label;
+        m[absl::StrCat(k.name, "_rmse_", label)] = Json(rmse);
+        if (k.name != "climatology") m[absl::StrCat(k.name, "_acc_", label)] = Json(acc);
+        if (!std::isnan(rmse)) rmse_sum += rmse, ++rmse_n;
+        if (!std::isnan(acc)) acc_sum += acc, ++acc_n;
+      }
+      m[absl::StrCat(k.name, "_rmse")] = rmse_n > 0 ? Json(rmse_sum / rmse_n) : nlohmann::json();
+      if (k.name != "climatology")
+        m[absl::StrCat(k.name, "_acc")] = acc_n > 0 ? Json(acc_sum / acc_n) : nlohmann::json();
+    }
+    return m;
+  }
+
+  void Report(const nlohmann::json& m) const {
+    for (const VariableInfo& v : fields_.variables) {
+      auto f = [&](const std::string& kind, const char* what) {
+        return Num(m, absl::StrCat(kind, "_", what, "_", v.label));
+      };
+      Say(
+          absl::StrFormat("test %s (%s), lead %g h: lat-weighted RMSE %.4f (persistence %.4f, climatology %.4f), ACC "
+                          "%.4f (persistence %.4f)",
+                          v.label, v.units, lead_hours_, f("test", "rmse"), f("persistence", "rmse"),
+                          f("climatology", "rmse"), f("test", "acc"), f("persistence", "acc")));
+    }
+  }
+
+  absl::Status SaveCheckpoint(const std::string& dir) {
+    std::unique_ptr<GatheredParameters> gathered;
+    if (stage3_) {
+      ASSIGN_OR_RETURN(gathered, engine_->GatherParameters());
+    }
+    absl::Status s = absl::OkStatus();
+    if (rank_ == 0) {
+      s = MakeDirs(dir);
+      std::vector<std::pair<std::string, at::Tensor>> tensors;
+      if (s.ok()) {
+        s = CallTorch("copying parameters to the host", [&] {
+          for (const auto& p : model_->named_parameters()) tensors.emplace_back(p.key(), p.value().detach().cpu());
+        });
+      }
+      if (s.ok()) s = ckpt::WriteSafetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}});
+      if (s.ok()) s = WriteFileAtomically(dir + "/config.json", config_.ToJson());
+      std::vector<std::string> labels;
+      for (const VariableInfo& v : fields_.variables) labels.push_back(v.label);
+      const at::Tensor mean = mean_.to(at::kDouble).contiguous(), std = std_.to(at::kDouble).contiguous();
+      nlohmann::json norm = {
+          {"variables", labels},
+          {"mean", std::vector<double>(mean.data_ptr<double>(), mean.data_ptr<double>() + mean.numel())},
+          {"std", std::vector<double>(std.data_ptr<double>(), std.data_ptr<double>() + std.numel())},
+          {"lead_steps", a_.lead_steps},
+          {"lead_hours", lead_hours_}};
+      if (s.ok()) s = WriteFileAtomically(dir + "/normalization.json", norm.dump(2) + "\n");
+    }
+    if (gathered) RETURN_IF_ERROR(gathered->Release());
+    return s;
+  }
+
+  const ClimateTrainArgs a_;
+  std::string out_;
+  int rank_ = 0, world_ = 1;
+  std::shared_ptr<Communicator> comm_;
+  Fields fields_;
+  std::vector<std::int64_t> train_, valid_, test_;  // sample starts
+  at::Tensor mean_, std_;                           // [V] from the training part
+  at::Tensor climatology_;                          // [V, H, W]
+  at::Tensor normalised_;                           // [T, V, H, W], NaN where missing
+  std::vector<double> lat_weights_;
+  double lead_hours_ = 0;
+  ClimaxConfig config_;
+  std::shared_ptr<Climax> model_;
+  std::unique_ptr<Engine> engine_;
+  bool stage3_ = false;
+  std::int64_t per_rank_ = 0, steps_per_epoch_ = 0;
+};
+
+}  // namespace
+
+absl::Status RunClimateTraining(const ClimateTrainArgs& args) { return Job(args).Run(); }
+
+}  // namespace zt::science::climate
