@@ -1,7 +1,6 @@
 #include "nlp/translate/translate.h"
 
 #include <ATen/ATen.h>
-#include <ATen/detail/CUDAHooksInterface.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -22,6 +21,7 @@
 #include "core/comm/rank_env.h"
 #include "core/config/config.h"
 #include "core/engine/engine.h"
+#include "core/engine/job_util.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
@@ -163,18 +163,7 @@ class Job {
                                                    "to overcome."));
     }
     if (rank_ == 0) RETURN_IF_ERROR(MakeDirs(out_));
-    CommOptions co;
-    co.rank = me;
-    co.backend = a_.use_cpu ? CommBackend::kGloo : CommBackend::kAuto;
-    if (!a_.use_cpu && at::hasCUDA()) {
-      const int gpus = at::detail::getCUDAHooks().deviceCount();
-      if (me.local_rank >= gpus) {
-        return absl::InvalidArgumentError(absl::StrCat("LOCAL_RANK ", me.local_rank, " but this machine has ", gpus,
-                                                       " GPU(s): start at most ", gpus,
-                                                       " rank(s) per machine, or pass --use_cpu"));
-      }
-    }
-    ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, Communicator::Create(co));
+    ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, CreateJobCommunicator(me, a_.use_cpu));
     comm_ = std::move(comm);
     world_ = comm_->world_size();
 
@@ -265,35 +254,21 @@ class Job {
   }
 
   absl::Status SetupEngine() {
-    nlohmann::json j;
-    std::string source = "built-in config (ZeRO stage 0)";
-    if (!a_.deepspeed.empty()) {
-      source = UserPath(a_.deepspeed);
-      ASSIGN_OR_RETURN(std::string text, ReadFileToString(source));
-      j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-      if (j.is_discarded() || !j.is_object()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(source, ": not a JSON object (check it with //tools:ds_config)"));
-      }
-    } else {
-      j = {{"train_micro_batch_size_per_gpu", "auto"},
-           {"gradient_accumulation_steps", "auto"},
-           {"train_batch_size", "auto"},
-           {"gradient_clipping", "auto"},
-           {"zero_optimization", {{"stage", 0}}},
-           {"fp16", {{"enabled", "auto"}}},
-           {"bf16", {{"enabled", "auto"}}}};
-    }
-    if (!j.contains("optimizer")) {
-      j["optimizer"] = {{"type", "AdamW"},
-                        {"params", {{"lr", "auto"}, {"betas", "auto"}, {"eps", "auto"}, {"weight_decay", "auto"}}}};
-    }
-    if (!j.contains("scheduler")) {
-      ASSIGN_OR_RETURN(nlohmann::json s, SchedulerFor(a_.lr_scheduler_type));
-      if (!s.is_null()) j["scheduler"] = s;
-    }
-    if (a_.bf16 && !j.contains("bf16")) j["bf16"] = {{"enabled", true}};
-    if (a_.fp16 && !j.contains("fp16")) j["fp16"] = {{"enabled", true}};
+    std::string source;
+    ASSIGN_OR_RETURN(nlohmann::json j, ReadDeepSpeedJson(a_.deepspeed,
+                                                         {{"train_micro_batch_size_per_gpu", "auto"},
+                                                          {"gradient_accumulation_steps", "auto"},
+                                                          {"train_batch_size", "auto"},
+                                                          {"gradient_clipping", "auto"},
+                                                          {"zero_optimization", {{"stage", 0}}},
+                                                          {"fp16", {{"enabled", "auto"}}},
+                                                          {"bf16", {{"enabled", "auto"}}}},
+                                                         &source));
+    ASSIGN_OR_RETURN(nlohmann::json scheduler, SchedulerFor(a_.lr_scheduler_type));
+    AddJobDefaults(
+        j,
+        {{"type", "AdamW"}, {"params", {{"lr", "auto"}, {"betas", "auto"}, {"eps", "auto"}, {"weight_decay", "auto"}}}},
+        scheduler, a_.bf16, a_.fp16);
     // Steps: HF's arithmetic (a DistributedSampler pads the data to a multiple of the ranks).
     const std::int64_t micro = a_.per_device_train_batch_size;
     const auto n = static_cast<std::int64_t>(train_.size());
@@ -327,11 +302,8 @@ class Job {
     ASSIGN_OR_RETURN(engine_, Engine::Create(model_, config, comm_));
     stage3_ = config.zero_optimization.stage == 3;
     Say(absl::StrFormat("engine: ZeRO stage %d, %d rank(s), %s, device %s, %d update steps",
-                        config.zero_optimization.stage, world_,
-                        config.precision() == Precision::kBf16   ? "bf16"
-                        : config.precision() == Precision::kFp16 ? "fp16"
-                                                                 : "fp32",
-                        engine_->device().str(), total_steps_));
+                        config.zero_optimization.stage, world_, PrecisionName(config), engine_->device().str(),
+                        total_steps_));
     return absl::OkStatus();
   }
 
@@ -340,12 +312,9 @@ class Job {
     return b;
   }
 
-  double MeanOverRanks(double v) {
-    if (world_ == 1) return v;
-    at::Tensor t = at::full({1}, v, at::TensorOptions().dtype(at::kDouble).device(engine_->device()));
-    auto w = comm_->AllReduce(t);
-    if (!w.ok() || !(*w)->Wait().ok()) return v;
-    return t.item<double>() / world_;
+  absl::StatusOr<double> MeanOverRanks(double v) {
+    ASSIGN_OR_RETURN(const double sum, SumOverRanks(*comm_, v, engine_->device()));
+    return sum / world_;
   }
 
   absl::StatusOr<nlohmann::json> Train() {
@@ -389,7 +358,7 @@ class Job {
         const double ep = static_cast<double>(epoch) + static_cast<double>(m + 1) / micro_per_epoch_;
         const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
         if ((a_.logging_steps > 0 && step % a_.logging_steps == 0) || step == total_steps_) {
-          const double avg = MeanOverRanks(log_sum / std::max<std::int64_t>(log_micro, 1));
+          ASSIGN_OR_RETURN(const double avg, MeanOverRanks(log_sum / std::max<std::int64_t>(log_micro, 1)));
           log_history_.push_back({{"loss", Round4(avg)},
                                   {"grad_norm", engine_->last_grad_norm()},
                                   {"learning_rate", engine_->lr()},
@@ -417,7 +386,7 @@ class Job {
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     epochs_done_ =
         static_cast<double>(step) / std::max<std::int64_t>(micro_per_epoch_ / a_.gradient_accumulation_steps, 1);
-    const double train_loss = MeanOverRanks(loss_sum / std::max<std::int64_t>(micro_steps, 1));
+    ASSIGN_OR_RETURN(const double train_loss, MeanOverRanks(loss_sum / std::max<std::int64_t>(micro_steps, 1)));
     nlohmann::json m = {{"train_loss", train_loss},
                         {"train_runtime", Round4(secs)},
                         {"train_samples", static_cast<std::int64_t>(train_.size())},
@@ -487,7 +456,7 @@ class Job {
     });
     if (gathered) RETURN_IF_ERROR(gathered->Release());
     RETURN_IF_ERROR(s);
-    ASSIGN_OR_RETURN(out.loss, SumOverRanks(loss_sum));
+    ASSIGN_OR_RETURN(out.loss, SumOverRanks(*comm_, loss_sum, engine_->device()));
     out.loss /= static_cast<double>(std::max<std::int64_t>(n, 1));
     out.batches = batches;
     if (generate) {
@@ -510,13 +479,6 @@ class Job {
     return out;
   }
 
-  absl::StatusOr<double> SumOverRanks(double v) {
-    if (world_ == 1) return v;
-    at::Tensor t = at::full({1}, v, at::TensorOptions().dtype(at::kDouble).device(engine_->device()));
-    RETURN_IF_ERROR(AllReduceSync(*comm_, t));
-    return t.item<double>();
-  }
-
   // Every rank's generated ids, [world, rows, length] on the CPU, -1 past each rank's sequences
   // (`rows` per rank: as many as the rank with the most batches makes).
   absl::StatusOr<at::Tensor> GatherGenerated(const std::vector<at::Tensor>& ids, std::int64_t rows) {
@@ -534,11 +496,7 @@ class Job {
       local.narrow(0, row, t.size(0)).narrow(1, 0, t.size(1)).copy_(t);
       row += t.size(0);
     }
-    if (world_ == 1) return local.unsqueeze(0).cpu();
-    at::Tensor all = at::empty({world_ * rows, length}, opts);
-    ASSIGN_OR_RETURN(auto work, comm_->AllGather(all, local));
-    RETURN_IF_ERROR(work->Wait());
-    return all.view({world_, rows, length}).cpu();
+    return GatherFromRanks(*comm_, local);
   }
 
   nlohmann::json Metrics(const std::string& split, const EvalOutput& e, std::size_t samples) const {

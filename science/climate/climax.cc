@@ -5,9 +5,9 @@
 #include <cmath>
 #include <mutex>
 #include <stdexcept>
-#include <type_traits>
 
 #include "absl/strings/str_cat.h"
+#include "core/util/json_field.h"
 #include "nlohmann/json.hpp"
 
 namespace zt::science::climate {
@@ -210,20 +210,12 @@ absl::StatusOr<ClimaxConfig> ClimaxConfig::FromJson(const std::string& text, con
   if (j.is_discarded() || !j.is_object())
     return absl::InvalidArgumentError(absl::StrCat(source, ": not a JSON object"));
   ClimaxConfig c;
-  auto get = [&](const char* key, auto& field) -> absl::Status {
-    if (!j.contains(key)) return absl::OkStatus();
-    using T = std::decay_t<decltype(field)>;
-    const nlohmann::json& v = j.at(key);
-    const bool ok = std::is_same_v<T, bool> ? v.is_boolean()
-                    : std::is_integral_v<T> ? v.is_number_integer()
-                                            : v.is_number();
-    if (!ok) return absl::InvalidArgumentError(absl::StrCat(source, ": \"", key, "\" has the wrong type: ", v.dump()));
-    field = v.get<T>();
-    return absl::OkStatus();
-  };
-  for (absl::Status s : {get("variables", c.variables), get("height", c.height), get("width", c.width),
-                         get("patch", c.patch), get("embed", c.embed), get("depth", c.depth), get("heads", c.heads),
-                         get("mlp_ratio", c.mlp_ratio), get("dropout", c.dropout), get("residual", c.residual)}) {
+  for (absl::Status s :
+       {ReadJsonField(j, "variables", c.variables, source), ReadJsonField(j, "height", c.height, source),
+        ReadJsonField(j, "width", c.width, source), ReadJsonField(j, "patch", c.patch, source),
+        ReadJsonField(j, "embed", c.embed, source), ReadJsonField(j, "depth", c.depth, source),
+        ReadJsonField(j, "heads", c.heads, source), ReadJsonField(j, "mlp_ratio", c.mlp_ratio, source),
+        ReadJsonField(j, "dropout", c.dropout, source), ReadJsonField(j, "residual", c.residual, source)}) {
     if (!s.ok()) return s;
   }
   if (c.variables <= 0 || c.height <= 0 || c.width <= 0 || c.patch <= 0 || c.embed <= 0 || c.depth < 0 ||

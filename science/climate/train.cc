@@ -1,7 +1,6 @@
 #include "science/climate/train.h"
 
 #include <ATen/ATen.h>
-#include <ATen/detail/CUDAHooksInterface.h>
 
 #include <algorithm>
 #include <chrono>
@@ -24,6 +23,7 @@
 #include "core/comm/rank_env.h"
 #include "core/config/config.h"
 #include "core/engine/engine.h"
+#include "core/engine/job_util.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
@@ -155,18 +155,7 @@ class Job {
           absl::StrCat("output directory ", out_, " already exists and is not empty; pass --overwrite_output_dir"));
     }
     if (rank_ == 0) RETURN_IF_ERROR(MakeDirs(out_));
-    CommOptions co;
-    co.rank = me;
-    co.backend = a_.use_cpu ? CommBackend::kGloo : CommBackend::kAuto;
-    if (!a_.use_cpu && at::hasCUDA()) {
-      const int gpus = at::detail::getCUDAHooks().deviceCount();
-      if (me.local_rank >= gpus) {
-        return absl::InvalidArgumentError(absl::StrCat("LOCAL_RANK ", me.local_rank, " but this machine has ", gpus,
-                                                       " GPU(s): start at most ", gpus,
-                                                       " rank(s) per machine, or pass --use_cpu"));
-      }
-    }
-    ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, Communicator::Create(co));
+    ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, CreateJobCommunicator(me, a_.use_cpu));
     comm_ = std::move(comm);
     world_ = comm_->world_size();
     RETURN_IF_ERROR(Read());
@@ -246,36 +235,22 @@ class Job {
                         "parameters",
                         (c.height + c.patch - 1) / c.patch, (c.width + c.patch - 1) / c.patch, c.patch, c.embed,
                         c.depth, c.heads, params / 1e6));
-    nlohmann::json j;
-    std::string source = "built-in config (ZeRO stage 0)";
-    if (!a_.deepspeed.empty()) {
-      source = UserPath(a_.deepspeed);
-      ASSIGN_OR_RETURN(std::string text, ReadFileToString(source));
-      j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-      if (j.is_discarded() || !j.is_object()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(source, ": not a JSON object (check it with //tools:ds_config)"));
-      }
-    } else {
-      j = {{"train_micro_batch_size_per_gpu", "auto"},
-           {"gradient_accumulation_steps", 1},
-           {"gradient_clipping", "auto"},
-           {"zero_optimization", {{"stage", 0}}}};
-    }
-    if (!j.contains("optimizer")) {
-      j["optimizer"] = {{"type", "AdamW"}, {"params", {{"lr", "auto"}, {"weight_decay", "auto"}}}};
-    }
-    if (!j.contains("scheduler")) {
-      j["scheduler"] = {{"type", "WarmupCosineLR"},
-                        {"params",
-                         {{"total_num_steps", "auto"},
-                          {"warmup_num_steps", "auto"},
-                          {"warmup_min_ratio", 0},
-                          {"cos_min_ratio", 0.01},
-                          {"warmup_type", "linear"}}}};
-    }
-    if (a_.bf16 && !j.contains("bf16")) j["bf16"] = {{"enabled", true}};
-    if (a_.fp16 && !j.contains("fp16")) j["fp16"] = {{"enabled", true}};
+    std::string source;
+    ASSIGN_OR_RETURN(nlohmann::json j, ReadDeepSpeedJson(a_.deepspeed,
+                                                         {{"train_micro_batch_size_per_gpu", "auto"},
+                                                          {"gradient_accumulation_steps", 1},
+                                                          {"gradient_clipping", "auto"},
+                                                          {"zero_optimization", {{"stage", 0}}}},
+                                                         &source));
+    AddJobDefaults(j, {{"type", "AdamW"}, {"params", {{"lr", "auto"}, {"weight_decay", "auto"}}}},
+                   {{"type", "WarmupCosineLR"},
+                    {"params",
+                     {{"total_num_steps", "auto"},
+                      {"warmup_num_steps", "auto"},
+                      {"warmup_min_ratio", 0},
+                      {"cos_min_ratio", 0.01},
+                      {"warmup_type", "linear"}}}},
+                   a_.bf16, a_.fp16);
     const auto n = static_cast<std::int64_t>(train_.size());
     per_rank_ = (n + world_ - 1) / world_;
     steps_per_epoch_ = (per_rank_ + a_.batch_size - 1) / a_.batch_size;
@@ -300,11 +275,8 @@ class Job {
     ASSIGN_OR_RETURN(engine_, Engine::Create(model_, config, comm_));
     stage3_ = config.zero_optimization.stage == 3;
     Say(absl::StrFormat("engine: ZeRO stage %d, %d rank(s), %s, device %s, %d steps (%d per epoch)",
-                        config.zero_optimization.stage, world_,
-                        config.precision() == Precision::kBf16   ? "bf16"
-                        : config.precision() == Precision::kFp16 ? "fp16"
-                                                                 : "fp32",
-                        engine_->device().str(), *job.total_steps, steps_per_epoch_));
+                        config.zero_optimization.stage, world_, PrecisionName(config), engine_->device().str(),
+                        *job.total_steps, steps_per_epoch_));
     return absl::OkStatus();
   }
 
@@ -317,13 +289,6 @@ class Job {
             {"target_mask", ~at::isnan(target)},
             {"lead_hours", at::full({static_cast<std::int64_t>(starts.size())}, lead_hours_)},
             {"lat_weights", at::tensor(lat_weights_, at::kDouble).to(at::kFloat)}};
-  }
-
-  double SumOverRanks(double v) {
-    if (world_ == 1) return v;
-    at::Tensor t = at::full({1}, v, at::TensorOptions().dtype(at::kDouble).device(engine_->device()));
-    if (!AllReduceSync(*comm_, t).ok()) return v;
-    return t.item<double>();
   }
 
   absl::Status Train() {
@@ -348,7 +313,9 @@ class Job {
         RETURN_IF_ERROR(engine_->Step());
         loss_sum += loss.detach().item<double>();
       }
-      const double train_loss = SumOverRanks(loss_sum / std::max<std::int64_t>(steps_per_epoch_, 1)) / world_;
+      ASSIGN_OR_RETURN(const double loss_total,
+                       SumOverRanks(*comm_, loss_sum / std::max<std::int64_t>(steps_per_epoch_, 1), engine_->device()));
+      const double train_loss = loss_total / world_;
       std::string line =
           absl::StrFormat("epoch %d/%d: train_loss %.4f, lr %.2e", epoch, a_.epochs, train_loss, engine_->lr());
       if (!valid_.empty()) {
@@ -396,14 +363,7 @@ class Job {
     });
     if (gathered) RETURN_IF_ERROR(gathered->Release());
     RETURN_IF_ERROR(s);
-    at::Tensor all = local.unsqueeze(0);
-    if (world_ > 1) {
-      all = at::empty({world_ * rows, V, H, W}, opts);
-      ASSIGN_OR_RETURN(auto work, comm_->AllGather(all, local));
-      RETURN_IF_ERROR(work->Wait());
-      all = all.view({world_, rows, V, H, W});
-    }
-    all = all.cpu();
+    ASSIGN_OR_RETURN(const at::Tensor all, GatherFromRanks(*comm_, local));
     std::vector<at::Tensor> ordered;
     for (std::int64_t i = 0; i < n; ++i) {
       const std::int64_t j = i / bs;

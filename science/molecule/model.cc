@@ -5,9 +5,9 @@
 #include <cmath>
 #include <mutex>
 #include <stdexcept>
-#include <type_traits>
 
 #include "absl/strings/str_cat.h"
+#include "core/util/json_field.h"
 #include "nlohmann/json.hpp"
 #include "ops/pair_bias_attention.h"
 #include "science/molecule/data.h"
@@ -198,20 +198,12 @@ absl::StatusOr<MoleculeModelConfig> MoleculeModelConfig::FromJson(const std::str
   if (j.is_discarded() || !j.is_object())
     return absl::InvalidArgumentError(absl::StrCat(source, ": not a JSON object"));
   MoleculeModelConfig c;
-  auto get = [&](const char* key, auto& field) -> absl::Status {
-    if (!j.contains(key)) return absl::OkStatus();
-    using T = std::decay_t<decltype(field)>;
-    const nlohmann::json& v = j.at(key);
-    const bool ok = std::is_same_v<T, bool> ? v.is_boolean()
-                    : std::is_integral_v<T> ? v.is_number_integer()
-                                            : v.is_number();
-    if (!ok) return absl::InvalidArgumentError(absl::StrCat(source, ": \"", key, "\" has the wrong type: ", v.dump()));
-    field = v.get<T>();
-    return absl::OkStatus();
-  };
-  for (absl::Status s : {get("layers", c.layers), get("hidden", c.hidden), get("heads", c.heads), get("ffn", c.ffn),
-                         get("dropout", c.dropout), get("targets", c.targets), get("classification", c.classification),
-                         get("gaussians", c.gaussians), get("max_distance", c.max_distance)}) {
+  for (absl::Status s :
+       {ReadJsonField(j, "layers", c.layers, source), ReadJsonField(j, "hidden", c.hidden, source),
+        ReadJsonField(j, "heads", c.heads, source), ReadJsonField(j, "ffn", c.ffn, source),
+        ReadJsonField(j, "dropout", c.dropout, source), ReadJsonField(j, "targets", c.targets, source),
+        ReadJsonField(j, "classification", c.classification, source),
+        ReadJsonField(j, "gaussians", c.gaussians, source), ReadJsonField(j, "max_distance", c.max_distance, source)}) {
     if (!s.ok()) return s;
   }
   if (c.layers < 0 || c.hidden <= 0 || c.heads <= 0 || c.hidden % c.heads != 0 || c.ffn <= 0 || c.targets <= 0 ||
