@@ -3,6 +3,9 @@
 #include <ATen/ATen.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 
+#include <random>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
@@ -67,6 +70,16 @@ absl::StatusOr<at::Tensor> GatherFromRanks(Communicator& comm, const at::Tensor&
   ASSIGN_OR_RETURN(auto work, comm.AllGather(all.view({-1}), src.view({-1})));
   RETURN_IF_ERROR(work->Wait());
   return all.cpu();
+}
+
+std::vector<std::int64_t> RankShare(std::vector<std::int64_t> items, std::uint64_t seed, int rank, int world) {
+  const auto n = static_cast<std::int64_t>(items.size());
+  std::mt19937_64 rng(seed);
+  for (std::int64_t i = n - 1; i > 0; --i) std::swap(items[i], items[rng() % (i + 1)]);
+  const std::int64_t per_rank = (n + world - 1) / world;
+  std::vector<std::int64_t> mine;
+  for (std::int64_t k = 0; k < per_rank && n > 0; ++k) mine.push_back(items[(k * world + rank) % n]);
+  return mine;
 }
 
 absl::StatusOr<double> SumOverRanks(Communicator& comm, double v, const at::Device& device) {

@@ -13,8 +13,10 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/comm/communicator.h"
@@ -44,6 +46,11 @@ const char* PrecisionName(const Config& config);
 // Every rank's `local` (the same shape on all, on the communicator's device) stacked as
 // [world, ...] on the CPU.
 absl::StatusOr<at::Tensor> GatherFromRanks(Communicator& comm, const at::Tensor& local);
+
+// This rank's part of one epoch as torch's DistributedSampler deals it: `items` shuffled with
+// `seed` (the same order on every rank), padded by repeating from the start to a multiple of
+// `world`, then every world-th item from `rank`.
+std::vector<std::int64_t> RankShare(std::vector<std::int64_t> items, std::uint64_t seed, int rank, int world);
 
 // The sum of `v` over the ranks (computed on `device`, the communicator's).
 absl::StatusOr<double> SumOverRanks(Communicator& comm, double v, const at::Device& device);

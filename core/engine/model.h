@@ -18,6 +18,8 @@
 #include <torch/nn/module.h>
 
 #include <map>
+#include <mutex>
+#include <stdexcept>
 #include <string>
 
 namespace zt {
@@ -31,6 +33,20 @@ class Model : public torch::nn::Module {
   // The scalar training loss of this micro-batch.
   virtual at::Tensor Forward(const Batch& batch) = 0;
 };
+
+// batch[key], or std::invalid_argument naming the key (the engine turns it into a Status).
+inline const at::Tensor& BatchTensor(const Batch& batch, const std::string& key) {
+  auto it = batch.find(key);
+  if (it == batch.end()) throw std::invalid_argument("the batch has no \"" + key + "\"");
+  return it->second;
+}
+
+// Held while a model seeds the global generator and initialises its parameters, so models
+// built on several threads (ranks in one process) each get their seed's values.
+inline std::mutex& ModelInitMutex() {
+  static std::mutex mu;
+  return mu;
+}
 
 }  // namespace zt
 

@@ -298,15 +298,10 @@ at::Tensor CausalBias(std::int64_t t, at::ScalarType dtype, const at::Device& de
   return PaddingBias(at::tril(ones).to(at::kLong), dtype).view({1, 1, t, t});
 }
 
-std::mutex& SeedMutex() {
-  static std::mutex mu;
-  return mu;
-}
-
 }  // namespace
 
 T5ForConditionalGeneration::T5ForConditionalGeneration(const T5Config& config, std::uint64_t seed) : config_(config) {
-  std::lock_guard<std::mutex> lock(SeedMutex());
+  std::lock_guard<std::mutex> lock(ModelInitMutex());
   at::manual_seed(seed);
   at::NoGradGuard no_grad;
   const double f = config.initializer_factor;

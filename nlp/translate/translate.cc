@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
-#include <random>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -334,11 +333,9 @@ class Job {
       // HF's DistributedSampler: shuffled with the seed and epoch, padded to a multiple of the ranks.
       std::vector<std::int64_t> order(n);
       for (std::int64_t i = 0; i < n; ++i) order[i] = i;
-      std::mt19937_64 rng(a_.seed + static_cast<std::uint64_t>(epoch));
-      for (std::int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[rng() % (i + 1)]);
-      const std::int64_t per_rank = (n + world_ - 1) / world_;
-      std::vector<std::int64_t> mine;
-      for (std::int64_t k = 0; k < per_rank; ++k) mine.push_back(order[(k * world_ + rank_) % n]);
+      const std::vector<std::int64_t> mine =
+          RankShare(std::move(order), a_.seed + static_cast<std::uint64_t>(epoch), rank_, world_);
+      const auto per_rank = static_cast<std::int64_t>(mine.size());
       for (std::int64_t m = 0; m < micro_per_epoch_ && step < total_steps_; ++m) {
         std::vector<const Example*> ex;
         for (std::int64_t k = m * micro; k < std::min((m + 1) * micro, per_rank); ++k) ex.push_back(&train_[mine[k]]);

@@ -134,24 +134,13 @@ class Head : public torch::nn::Module {
 
 namespace {
 
-std::mutex& SeedMutex() {
-  static std::mutex mu;
-  return mu;
-}
-
-const at::Tensor& Need(const Batch& b, const char* key) {
-  auto it = b.find(key);
-  if (it == b.end()) throw std::invalid_argument(absl::StrCat("the batch has no \"", key, "\""));
-  return it->second;
-}
-
 std::int64_t RoundUp(std::int64_t v, std::int64_t m) { return (v + m - 1) / m * m; }
 
 }  // namespace
 
 Climax::Climax(const ClimaxConfig& config, std::uint64_t seed)
     : config_(config), padded_h_(RoundUp(config.height, config.patch)), padded_w_(RoundUp(config.width, config.patch)) {
-  std::lock_guard<std::mutex> lock(SeedMutex());
+  std::lock_guard<std::mutex> lock(ModelInitMutex());
   at::manual_seed(seed);
   at::NoGradGuard no_grad;
   const std::int64_t tokens = (padded_h_ / config.patch) * (padded_w_ / config.patch);
@@ -166,7 +155,7 @@ Climax::Climax(const ClimaxConfig& config, std::uint64_t seed)
 Climax::~Climax() = default;
 
 at::Tensor Climax::Predict(const Batch& batch) {
-  const at::Tensor& input = Need(batch, "input");
+  const at::Tensor& input = BatchTensor(batch, "input");
   if (input.dim() != 4 || input.size(1) != config_.variables || input.size(2) != config_.height ||
       input.size(3) != config_.width) {
     throw std::invalid_argument(absl::StrCat("input of shape ", c10::str(input.sizes()), ", the model is for [B, ",
@@ -174,7 +163,7 @@ at::Tensor Climax::Predict(const Batch& batch) {
   }
   const at::Tensor x = input.to(aggregate_->module().patch_weight.scalar_type());
   const at::Tensor padded = at::constant_pad_nd(x, {0, padded_w_ - config_.width, 0, padded_h_ - config_.height});
-  at::Tensor h = aggregate_->forward(padded, Need(batch, "lead_hours"));
+  at::Tensor h = aggregate_->forward(padded, BatchTensor(batch, "lead_hours"));
   for (auto& block : blocks_) h = block->forward(h);
   at::Tensor out = head_->forward(h, padded_h_ / config_.patch, padded_w_ / config_.patch);
   out = out.narrow(2, 0, config_.height).narrow(3, 0, config_.width);
@@ -183,9 +172,9 @@ at::Tensor Climax::Predict(const Batch& batch) {
 
 at::Tensor Climax::Forward(const Batch& batch) {
   const at::Tensor pred = Predict(batch).to(at::kFloat);
-  const at::Tensor target = Need(batch, "target").to(at::kFloat);
-  const at::Tensor m = Need(batch, "target_mask").to(at::kFloat);
-  const at::Tensor w = Need(batch, "lat_weights").to(at::kFloat).view({1, 1, -1, 1});
+  const at::Tensor target = BatchTensor(batch, "target").to(at::kFloat);
+  const at::Tensor m = BatchTensor(batch, "target_mask").to(at::kFloat);
+  const at::Tensor w = BatchTensor(batch, "lat_weights").to(at::kFloat).view({1, 1, -1, 1});
   const at::Tensor err = at::where(m > 0, pred - target, at::zeros_like(pred));
   return (err.pow(2) * w * m).sum() / m.sum().clamp_min(1);
 }

@@ -125,23 +125,8 @@ class Head : public torch::nn::Module {
 
 }  // namespace internal
 
-namespace {
-
-std::mutex& SeedMutex() {
-  static std::mutex mu;
-  return mu;
-}
-
-const at::Tensor& Need(const Batch& b, const char* key) {
-  auto it = b.find(key);
-  if (it == b.end()) throw std::invalid_argument(absl::StrCat("the batch has no \"", key, "\""));
-  return it->second;
-}
-
-}  // namespace
-
 MoleculeModel::MoleculeModel(const MoleculeModelConfig& config, std::uint64_t seed) : config_(config) {
-  std::lock_guard<std::mutex> lock(SeedMutex());
+  std::lock_guard<std::mutex> lock(ModelInitMutex());
   at::manual_seed(seed);
   at::NoGradGuard no_grad;
   atom_embedding_ = register_parameter("atom_embedding", internal::Normal(kAtomVocab, config.hidden));
@@ -156,20 +141,20 @@ MoleculeModel::MoleculeModel(const MoleculeModelConfig& config, std::uint64_t se
 MoleculeModel::~MoleculeModel() = default;
 
 at::Tensor MoleculeModel::Run(const Batch& batch) {
-  const at::Tensor& atoms = Need(batch, "atoms");
-  const at::Tensor mask = Need(batch, "atom_mask").to(at::kBool);
+  const at::Tensor& atoms = BatchTensor(batch, "atoms");
+  const at::Tensor mask = BatchTensor(batch, "atom_mask").to(at::kBool);
   auto d = batch.find("distance");
   const at::Tensor distance = d == batch.end() ? at::Tensor() : d->second;
   at::Tensor x = at::dropout(at::embedding(atom_embedding_, atoms).sum(2), config_.dropout, is_training());
-  const at::Tensor bias = pair_->forward(Need(batch, "path"), Need(batch, "bonds"), distance);
+  const at::Tensor bias = pair_->forward(BatchTensor(batch, "path"), BatchTensor(batch, "bonds"), distance);
   for (auto& layer : layers_) x = layer->forward(x, bias, mask);
   return head_->forward(x, mask).to(at::kFloat);
 }
 
 at::Tensor MoleculeModel::Forward(const Batch& batch) {
   const at::Tensor out = Run(batch);
-  const at::Tensor present = Need(batch, "target_mask").to(at::kBool);
-  const at::Tensor y = at::where(present, Need(batch, "targets").to(at::kFloat), at::zeros_like(out));
+  const at::Tensor present = BatchTensor(batch, "target_mask").to(at::kBool);
+  const at::Tensor y = at::where(present, BatchTensor(batch, "targets").to(at::kFloat), at::zeros_like(out));
   const at::Tensor m = present.to(at::kFloat);
   const at::Tensor per = config_.classification
                              ? at::binary_cross_entropy_with_logits(out, y, {}, {}, at::Reduction::None)

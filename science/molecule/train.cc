@@ -9,7 +9,6 @@
 #include <limits>
 #include <memory>
 #include <numeric>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -282,15 +281,7 @@ class Job {
                         a_.batch_size, world_));
     for (int epoch = 1; epoch <= a_.epochs; ++epoch) {
       const auto t0 = Clock::now();
-      // DistributedSampler's order: one shuffle for all ranks, padded to a multiple of the ranks,
-      // rank r taking every world-th molecule.
-      std::vector<std::int64_t> order = split_.train;
-      std::mt19937_64 rng(a_.seed * 1000003 + epoch);
-      std::shuffle(order.begin(), order.end(), rng);
-      for (std::int64_t k = 0; static_cast<std::int64_t>(order.size()) < per_rank_ * world_; ++k)
-        order.push_back(order[k]);
-      std::vector<std::int64_t> mine;
-      for (std::int64_t k = rank_; k < static_cast<std::int64_t>(order.size()); k += world_) mine.push_back(order[k]);
+      const std::vector<std::int64_t> mine = RankShare(split_.train, a_.seed + epoch, rank_, world_);
       double loss_sum = 0;
       for (std::int64_t s = 0; s < steps_per_epoch_; ++s) {
         const std::int64_t begin = s * a_.batch_size;
