@@ -7,8 +7,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/ckpt/safetensors.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
+#include "core/util/torch_status.h"
+#include "core/zero/unit.h"
 
 namespace zt {
 
@@ -80,6 +83,28 @@ std::vector<std::int64_t> RankShare(std::vector<std::int64_t> items, std::uint64
   std::vector<std::int64_t> mine;
   for (std::int64_t k = 0; k < per_rank && n > 0; ++k) mine.push_back(items[(k * world + rank) % n]);
   return mine;
+}
+
+absl::Status WithWholeParameters(Engine& engine, torch::nn::Module& model, const std::function<absl::Status()>& fn) {
+  std::unique_ptr<GatheredParameters> gathered;
+  if (engine.stage3() != nullptr) {
+    ASSIGN_OR_RETURN(gathered, engine.GatherParameters());
+  }
+  absl::Status s;
+  {
+    PlainUnits plain(model);
+    s = fn();
+  }
+  if (gathered) RETURN_IF_ERROR(gathered->Release());
+  return s;
+}
+
+absl::Status WriteParameters(const torch::nn::Module& model, const std::string& path) {
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  RETURN_IF_ERROR(CallTorch("copying parameters to the host", [&] {
+    for (const auto& p : model.named_parameters()) tensors.emplace_back(p.key(), p.value().detach().cpu());
+  }));
+  return ckpt::WriteSafetensors(path, tensors, {{"format", "pt"}});
 }
 
 absl::StatusOr<double> SumOverRanks(Communicator& comm, double v, const at::Device& device) {

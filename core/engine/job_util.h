@@ -14,6 +14,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "core/comm/communicator.h"
 #include "core/comm/rank_env.h"
 #include "core/config/config.h"
+#include "core/engine/engine.h"
 #include "nlohmann/json.hpp"
 
 namespace zt {
@@ -51,6 +53,14 @@ absl::StatusOr<at::Tensor> GatherFromRanks(Communicator& comm, const at::Tensor&
 // `seed` (the same order on every rank), padded by repeating from the start to a multiple of
 // `world`, then every world-th item from `rank`.
 std::vector<std::int64_t> RankShare(std::vector<std::int64_t> items, std::uint64_t seed, int rank, int world);
+
+// Runs `fn` with every parameter of `model` whole: at stage 3 inside Engine::GatherParameters,
+// with the units running their modules directly (PlainUnits); below stage 3 as it is.  For
+// evaluation, prediction and saving; every rank calls it at the same point.
+absl::Status WithWholeParameters(Engine& engine, torch::nn::Module& model, const std::function<absl::Status()>& fn);
+
+// The module's parameters by their names, copied to the host, as one safetensors file.
+absl::Status WriteParameters(const torch::nn::Module& model, const std::string& path);
 
 // The sum of `v` over the ranks (computed on `device`, the communicator's).
 absl::StatusOr<double> SumOverRanks(Communicator& comm, double v, const at::Device& device);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/ckpt/safetensors.h"
 #include "core/comm/local_group.h"
 #include "core/util/status_macros.h"
 #include "core/util/status_matchers.h"
@@ -65,6 +66,23 @@ TEST(JobUtilTest, DeepSpeedJsonAndDefaults) {
   std::fclose(f);
   EXPECT_THAT(ReadDeepSpeedJson(dir + "/list.json", {}, &source).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("list.json: not a JSON object")));
+}
+
+TEST(JobUtilTest, WriteParametersByName) {
+  torch::nn::Module m;
+  m.register_parameter("w", at::arange(6, at::kFloat).view({2, 3}));
+  auto child = m.register_module("child", std::make_shared<torch::nn::Module>());
+  child->register_parameter("b", at::ones({4}, at::kBFloat16));
+  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/params.safetensors";
+  ASSERT_THAT(WriteParameters(m, path), IsOk());
+  absl::StatusOr<ckpt::Safetensors> st = ckpt::ReadSafetensors(path);
+  ASSERT_THAT(st.status(), IsOk());
+  ASSERT_NE(st->Find("w"), nullptr);
+  ASSERT_NE(st->Find("child.b"), nullptr);
+  EXPECT_TRUE(at::equal(*st->Find("w"), at::arange(6, at::kFloat).view({2, 3})));
+  EXPECT_EQ(st->Find("child.b")->scalar_type(), at::kBFloat16);
+  EXPECT_THAT(WriteParameters(m, "/nonexistent-dir/p.safetensors"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("/nonexistent-dir/p.safetensors")));
 }
 
 TEST(JobUtilTest, GatherAndSumAcrossRanks) {

@@ -24,7 +24,6 @@
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
-#include "core/zero/unit.h"
 #include "nlohmann/json.hpp"
 #include "nlp/data/sentencepiece.h"
 #include "nlp/data/sentencepiece_trainer.h"
@@ -299,7 +298,6 @@ class Job {
           "output projection (wo) runs in fp32 and fp16 activations are clamped. --bf16 avoids both");
     }
     ASSIGN_OR_RETURN(engine_, Engine::Create(model_, config, comm_));
-    stage3_ = config.zero_optimization.stage == 3;
     Say(absl::StrFormat("engine: ZeRO stage %d, %d rank(s), %s, device %s, %d update steps",
                         config.zero_optimization.stage, world_, PrecisionName(config), engine_->device().str(),
                         total_steps_));
@@ -429,30 +427,25 @@ class Job {
     const std::int64_t batches = (n + bs - 1) / bs;
     double loss_sum = 0;
     std::vector<at::Tensor> ids;  // this rank's generated ids, a [rows, length] tensor per batch
-    std::unique_ptr<GatheredParameters> gathered;
-    if (stage3_) {
-      ASSIGN_OR_RETURN(gathered, engine_->GatherParameters());
-    }
-    absl::Status s = CallTorch("evaluation", [&] {
-      PlainUnits plain(*model_);
-      at::NoGradGuard no_grad;
-      model_->eval();
-      for (std::int64_t j = rank_; j < batches; j += world_) {
-        std::vector<const Example*> chunk;
-        for (std::int64_t k = j * bs; k < std::min(n, (j + 1) * bs); ++k) chunk.push_back(&ex[k]);
-        const Batch b = ToDevice(
-            Collate(chunk, sp_->pad_id(), a_.pad_to_max_length, a_.ignore_pad_token_for_loss, a_.max_source_length, 0));
-        loss_sum += model_->Forward(b).item<double>() * static_cast<double>(chunk.size());
-        if (!generate) continue;
-        GenerateOptions g;
-        g.max_length = gen_max_;
-        g.num_beams = a_.num_beams;
-        ids.push_back(model_->Generate(b.at("input_ids"), b.at("attention_mask"), g));
-      }
-      model_->train();
-    });
-    if (gathered) RETURN_IF_ERROR(gathered->Release());
-    RETURN_IF_ERROR(s);
+    RETURN_IF_ERROR(WithWholeParameters(*engine_, *model_, [&] {
+      return CallTorch("evaluation", [&] {
+        at::NoGradGuard no_grad;
+        model_->eval();
+        for (std::int64_t j = rank_; j < batches; j += world_) {
+          std::vector<const Example*> chunk;
+          for (std::int64_t k = j * bs; k < std::min(n, (j + 1) * bs); ++k) chunk.push_back(&ex[k]);
+          const Batch b = ToDevice(Collate(chunk, sp_->pad_id(), a_.pad_to_max_length, a_.ignore_pad_token_for_loss,
+                                           a_.max_source_length, 0));
+          loss_sum += model_->Forward(b).item<double>() * static_cast<double>(chunk.size());
+          if (!generate) continue;
+          GenerateOptions g;
+          g.max_length = gen_max_;
+          g.num_beams = a_.num_beams;
+          ids.push_back(model_->Generate(b.at("input_ids"), b.at("attention_mask"), g));
+        }
+        model_->train();
+      });
+    }));
     ASSIGN_OR_RETURN(out.loss, SumOverRanks(*comm_, loss_sum, engine_->device()));
     out.loss /= static_cast<double>(std::max<std::int64_t>(n, 1));
     out.batches = batches;
@@ -525,13 +518,9 @@ class Job {
   // The model as an HF directory (config.json, model.safetensors, spiece.model) with
   // trainer_state.json, into `dir` (created).
   absl::Status SaveModel(const std::string& dir) {
-    std::unique_ptr<GatheredParameters> gathered;
-    if (stage3_) {
-      ASSIGN_OR_RETURN(gathered, engine_->GatherParameters());
-    }
-    absl::Status s = absl::OkStatus();
-    if (rank_ == 0) {
-      s = MakeDirs(dir);
+    return WithWholeParameters(*engine_, *model_, [&]() -> absl::Status {
+      if (rank_ != 0) return absl::OkStatus();
+      absl::Status s = MakeDirs(dir);
       if (s.ok()) s = model_->SaveHfCheckpoint(dir);
       if (s.ok()) s = WriteFileAtomically(dir + "/spiece.model", sp_bytes_);
       nlohmann::json state = {{"global_step", engine_->global_steps()},
@@ -543,9 +532,8 @@ class Job {
                               {"seed", a_.seed},
                               {"log_history", log_history_}};
       if (s.ok()) s = WriteFileAtomically(dir + "/trainer_state.json", state.dump(2) + "\n");
-    }
-    if (gathered) RETURN_IF_ERROR(gathered->Release());
-    return s;
+      return s;
+    });
   }
 
   const TranslateArgs a_;
@@ -558,7 +546,6 @@ class Job {
   std::unique_ptr<SentencePiece> sp_;
   std::shared_ptr<T5ForConditionalGeneration> model_;
   std::unique_ptr<Engine> engine_;
-  bool stage3_ = false;
   std::string prefix_;
   std::vector<Example> train_, val_, test_;
   std::int64_t gen_max_ = 128, micro_per_epoch_ = 1, total_steps_ = 1, warmup_ = 0;

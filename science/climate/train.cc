@@ -17,7 +17,6 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "core/ckpt/safetensors.h"
 #include "core/comm/communicator.h"
 #include "core/comm/rank_env.h"
 #include "core/config/config.h"
@@ -26,7 +25,6 @@
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
-#include "core/zero/unit.h"
 #include "nlohmann/json.hpp"
 #include "science/climate/climax.h"
 #include "science/climate/fields.h"
@@ -272,7 +270,6 @@ class Job {
                                                    ": climate_train steps every micro-batch; set it to 1"));
     }
     ASSIGN_OR_RETURN(engine_, Engine::Create(model_, config, comm_));
-    stage3_ = config.zero_optimization.stage == 3;
     Say(absl::StrFormat("engine: ZeRO stage %d, %d rank(s), %s, device %s, %d steps (%d per epoch)",
                         config.zero_optimization.stage, world_, PrecisionName(config), engine_->device().str(),
                         *job.total_steps, steps_per_epoch_));
@@ -335,27 +332,22 @@ class Job {
     const std::int64_t rows = (batches + world_ - 1) / world_ * bs;
     const auto opts = at::TensorOptions().dtype(at::kFloat).device(engine_->device());
     at::Tensor local = at::zeros({rows, V, H, W}, opts);
-    std::unique_ptr<GatheredParameters> gathered;
-    if (stage3_) {
-      ASSIGN_OR_RETURN(gathered, engine_->GatherParameters());
-    }
-    absl::Status s = CallTorch("forecasting", [&] {
-      PlainUnits plain(*model_);
-      at::NoGradGuard no_grad;
-      model_->eval();
-      std::int64_t row = 0;
-      for (std::int64_t j = rank_; j < batches; j += world_) {
-        const std::vector<std::int64_t> chunk(idx.begin() + j * bs, idx.begin() + std::min(n, (j + 1) * bs));
-        Batch b = BatchOf(chunk);
-        for (auto& [k, v] : b) v = v.to(engine_->device());
-        const at::Tensor out = model_->Predict(b).to(at::kFloat);
-        local.narrow(0, row, out.size(0)).copy_(out);
-        row += static_cast<std::int64_t>(chunk.size());
-      }
-      model_->train();
-    });
-    if (gathered) RETURN_IF_ERROR(gathered->Release());
-    RETURN_IF_ERROR(s);
+    RETURN_IF_ERROR(WithWholeParameters(*engine_, *model_, [&] {
+      return CallTorch("forecasting", [&] {
+        at::NoGradGuard no_grad;
+        model_->eval();
+        std::int64_t row = 0;
+        for (std::int64_t j = rank_; j < batches; j += world_) {
+          const std::vector<std::int64_t> chunk(idx.begin() + j * bs, idx.begin() + std::min(n, (j + 1) * bs));
+          Batch b = BatchOf(chunk);
+          for (auto& [k, v] : b) v = v.to(engine_->device());
+          const at::Tensor out = model_->Predict(b).to(at::kFloat);
+          local.narrow(0, row, out.size(0)).copy_(out);
+          row += static_cast<std::int64_t>(chunk.size());
+        }
+        model_->train();
+      });
+    }));
     ASSIGN_OR_RETURN(const at::Tensor all, GatherFromRanks(*comm_, local));
     std::vector<at::Tensor> ordered;
     for (std::int64_t i = 0; i < n; ++i) {
@@ -417,20 +409,10 @@ class Job {
   }
 
   absl::Status SaveCheckpoint(const std::string& dir) {
-    std::unique_ptr<GatheredParameters> gathered;
-    if (stage3_) {
-      ASSIGN_OR_RETURN(gathered, engine_->GatherParameters());
-    }
-    absl::Status s = absl::OkStatus();
-    if (rank_ == 0) {
-      s = MakeDirs(dir);
-      std::vector<std::pair<std::string, at::Tensor>> tensors;
-      if (s.ok()) {
-        s = CallTorch("copying parameters to the host", [&] {
-          for (const auto& p : model_->named_parameters()) tensors.emplace_back(p.key(), p.value().detach().cpu());
-        });
-      }
-      if (s.ok()) s = ckpt::WriteSafetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}});
+    return WithWholeParameters(*engine_, *model_, [&]() -> absl::Status {
+      if (rank_ != 0) return absl::OkStatus();
+      absl::Status s = MakeDirs(dir);
+      if (s.ok()) s = WriteParameters(*model_, dir + "/model.safetensors");
       if (s.ok()) s = WriteFileAtomically(dir + "/config.json", config_.ToJson());
       std::vector<std::string> labels;
       for (const VariableInfo& v : fields_.variables) labels.push_back(v.label);
@@ -442,9 +424,8 @@ class Job {
           {"lead_steps", a_.lead_steps},
           {"lead_hours", lead_hours_}};
       if (s.ok()) s = WriteFileAtomically(dir + "/normalization.json", norm.dump(2) + "\n");
-    }
-    if (gathered) RETURN_IF_ERROR(gathered->Release());
-    return s;
+      return s;
+    });
   }
 
   const ClimateTrainArgs a_;
@@ -461,7 +442,6 @@ class Job {
   ClimaxConfig config_;
   std::shared_ptr<Climax> model_;
   std::unique_ptr<Engine> engine_;
-  bool stage3_ = false;
   std::int64_t per_rank_ = 0, steps_per_epoch_ = 0;
 };
 

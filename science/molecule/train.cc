@@ -15,7 +15,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "core/ckpt/safetensors.h"
 #include "core/comm/communicator.h"
 #include "core/comm/rank_env.h"
 #include "core/config/config.h"
@@ -24,7 +23,6 @@
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
-#include "core/zero/unit.h"
 #include "nlohmann/json.hpp"
 #include "science/molecule/data.h"
 #include "science/molecule/metrics.h"
@@ -261,7 +259,6 @@ class Job {
                                                    ": molecule_train steps every micro-batch; set it to 1"));
     }
     ASSIGN_OR_RETURN(engine_, Engine::Create(model_, config, comm_));
-    stage3_ = config.zero_optimization.stage == 3;
     Say(absl::StrFormat("engine: ZeRO stage %d, %d rank(s), %s, device %s, %d steps (%d per epoch)",
                         config.zero_optimization.stage, world_, PrecisionName(config), engine_->device().str(),
                         *job.total_steps, steps_per_epoch_));
@@ -318,27 +315,22 @@ class Job {
     const std::int64_t rows = (batches + world_ - 1) / world_ * bs;
     const auto opts = at::TensorOptions().dtype(at::kFloat).device(engine_->device());
     at::Tensor local = at::zeros({rows, T}, opts);
-    std::unique_ptr<GatheredParameters> gathered;
-    if (stage3_) {
-      ASSIGN_OR_RETURN(gathered, engine_->GatherParameters());
-    }
-    absl::Status s = CallTorch("prediction", [&] {
-      PlainUnits plain(*model_);
-      at::NoGradGuard no_grad;
-      model_->eval();
-      std::int64_t row = 0;
-      for (std::int64_t j = rank_; j < batches; j += world_) {
-        const std::vector<std::int64_t> chunk(idx.begin() + j * bs, idx.begin() + std::min(n, (j + 1) * bs));
-        Batch b = BatchOf(chunk);
-        for (auto& [k, v] : b) v = v.to(engine_->device());
-        const at::Tensor out = model_->Predict(b);
-        local.narrow(0, row, out.size(0)).copy_(out);
-        row += static_cast<std::int64_t>(chunk.size());
-      }
-      model_->train();
-    });
-    if (gathered) RETURN_IF_ERROR(gathered->Release());
-    RETURN_IF_ERROR(s);
+    RETURN_IF_ERROR(WithWholeParameters(*engine_, *model_, [&] {
+      return CallTorch("prediction", [&] {
+        at::NoGradGuard no_grad;
+        model_->eval();
+        std::int64_t row = 0;
+        for (std::int64_t j = rank_; j < batches; j += world_) {
+          const std::vector<std::int64_t> chunk(idx.begin() + j * bs, idx.begin() + std::min(n, (j + 1) * bs));
+          Batch b = BatchOf(chunk);
+          for (auto& [k, v] : b) v = v.to(engine_->device());
+          const at::Tensor out = model_->Predict(b);
+          local.narrow(0, row, out.size(0)).copy_(out);
+          row += static_cast<std::int64_t>(chunk.size());
+        }
+        model_->train();
+      });
+    }));
     ASSIGN_OR_RETURN(at::Tensor all, GatherFromRanks(*comm_, local));
     all = all.to(at::kDouble).contiguous();
     const auto* p = all.data_ptr<double>();
@@ -463,29 +455,18 @@ class Job {
   }
 
   absl::Status SaveCheckpoint(const std::string& dir) {
-    std::unique_ptr<GatheredParameters> gathered;
-    if (stage3_) {
-      ASSIGN_OR_RETURN(gathered, engine_->GatherParameters());
-    }
-    absl::Status s = absl::OkStatus();
-    if (rank_ == 0) {
-      s = MakeDirs(dir);
-      std::vector<std::pair<std::string, at::Tensor>> tensors;
-      if (s.ok()) {
-        s = CallTorch("copying parameters to the host", [&] {
-          for (const auto& p : model_->named_parameters()) tensors.emplace_back(p.key(), p.value().detach().cpu());
-        });
-      }
-      if (s.ok()) s = ckpt::WriteSafetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}});
+    return WithWholeParameters(*engine_, *model_, [&]() -> absl::Status {
+      if (rank_ != 0) return absl::OkStatus();
+      absl::Status s = MakeDirs(dir);
+      if (s.ok()) s = WriteParameters(*model_, dir + "/model.safetensors");
       if (s.ok()) s = WriteFileAtomically(dir + "/config.json", config_.ToJson());
       nlohmann::json targets = {{"names", data_.target_names},
                                 {"task", classification_ ? "classification" : "regression"},
                                 {"mean", scaling_.mean},
                                 {"std", scaling_.std}};
       if (s.ok()) s = WriteFileAtomically(dir + "/targets.json", targets.dump(2) + "\n");
-    }
-    if (gathered) RETURN_IF_ERROR(gathered->Release());
-    return s;
+      return s;
+    });
   }
 
   const MoleculeTrainArgs a_;
@@ -500,7 +481,6 @@ class Job {
   MoleculeModelConfig config_;
   std::shared_ptr<MoleculeModel> model_;
   std::unique_ptr<Engine> engine_;
-  bool stage3_ = false;
   std::int64_t per_rank_ = 0, steps_per_epoch_ = 0;
 };
 
