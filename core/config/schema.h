@@ -126,12 +126,6 @@ absl::Status CheckPath(const ObjectSchema& root, const Json& doc, absl::string_v
 // "path=value" lines; a non-empty free-form object counts as non-default.
 std::vector<std::string> NonDefaultKeys(const ObjectSchema& schema, const Json& obj, const std::string& path);
 
-// Edit distance (insertions, deletions, substitutions, adjacent swaps), case-insensitive.
-int EditDistance(absl::string_view a, absl::string_view b);
-
-// The candidate closest to `typed`, if close enough to be a likely typo; "" otherwise.
-std::string ClosestMatch(absl::string_view typed, const std::vector<std::string>& candidates);
-
 }  // namespace config_internal
 }  // namespace zt
 
