@@ -5,10 +5,18 @@
 // Sources, first match wins:
 //   RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE      torchrun, deepspeed, //tools:launch
 //   OMPI_COMM_WORLD_RANK, _SIZE, _LOCAL_RANK, _LOCAL_SIZE   mpirun (Open MPI)
-//   SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, SLURM_NTASKS_PER_NODE   srun
+//   SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID             srun
 //   none of them                                         a single process: rank 0 of 1
 // The rendezvous address is MASTER_ADDR:MASTER_PORT (port default 29500); a job of more than
-// one process must set MASTER_ADDR.  Malformed values are errors naming the variable.
+// one process must set MASTER_ADDR, except under srun:
+//   - the processes on a node: SLURM_NTASKS_PER_NODE, else SLURM_STEP_TASKS_PER_NODE, else
+//     SLURM_TASKS_PER_NODE ("4", "4(x2)" or "4,2": the first count);
+//   - MASTER_ADDR unset: the first host of SLURM_STEP_NODELIST, else SLURM_JOB_NODELIST, else
+//     SLURM_NODELIST (Slurm's host-list syntax: "node[01-04,07]" starts with node01);
+//   - MASTER_PORT unset: 15000 + SLURM_JOB_ID % 20000, so that two jobs sharing a node do not
+//     meet on one port; every rank of the job computes the same port.
+// So a plain `srun ./binary` runs without a launcher.
+// Malformed values are errors naming the variable.
 #ifndef ZEROTRAIN_CORE_COMM_RANK_ENV_H_
 #define ZEROTRAIN_CORE_COMM_RANK_ENV_H_
 
@@ -31,6 +39,11 @@ struct RankInfo {
 
 // `getenv` is injectable for tests; it returns nullptr for an unset variable.
 absl::StatusOr<RankInfo> RankInfoFromEnv(const std::function<const char*(const char*)>& getenv = nullptr);
+
+// The first host of a Slurm host list (SLURM_JOB_NODELIST's syntax): "node01", "node[01-04,07]"
+// -> "node01", "gpu[3,5-6]x,cpu1" -> "gpu3x", "a-b-c[009-012]" -> "a-b-c009" (zero padding kept),
+// "rack[1-2]n[4-5]" -> "rack1n4".  An empty list or unbalanced brackets are InvalidArgument.
+absl::StatusOr<std::string> FirstSlurmHost(const std::string& nodelist);
 
 }  // namespace zt
 

@@ -3,6 +3,7 @@
 #include <map>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -90,6 +91,128 @@ TEST(RankInfoFromEnv, ErrorsNameTheVariable) {
 
   auto port = FromMap({{"MASTER_PORT", "70000"}});
   EXPECT_THAT(std::string(port.status().message()), HasSubstr("MASTER_PORT=70000"));
+}
+
+TEST(FirstSlurmHost, ExpandsTheFirstHostOfAList) {
+  EXPECT_EQ(FirstSlurmHost("node01").value(), "node01");
+  EXPECT_EQ(FirstSlurmHost("node[01-04,07]").value(), "node01");
+  EXPECT_EQ(FirstSlurmHost("node[07,01-04]").value(), "node07");
+  EXPECT_EQ(FirstSlurmHost("gpu[3,5-6]x,cpu1").value(), "gpu3x");
+  EXPECT_EQ(FirstSlurmHost("a-b-c[009-012]").value(), "a-b-c009");
+  EXPECT_EQ(FirstSlurmHost("host1,host2").value(), "host1");
+  EXPECT_EQ(FirstSlurmHost("rack[1-2]n[04-05],other[1-3]").value(), "rack1n04");
+  EXPECT_EQ(FirstSlurmHost("node[5]").value(), "node5");
+}
+
+TEST(FirstSlurmHost, MalformedListsAreInvalid) {
+  for (const char* bad :
+       {"", "node[01-04", "node01]", "node[[1]]", "node[]", "node[-3]", "node[a-b]", ",host2", "host1,host[2"}) {
+    auto host = FirstSlurmHost(bad);
+    EXPECT_EQ(host.status().code(), absl::StatusCode::kInvalidArgument) << "'" << bad << "'";
+    EXPECT_THAT(std::string(host.status().message()), HasSubstr(absl::StrCat("'", bad, "'")));
+  }
+}
+
+// What a plain `srun -N2 --ntasks-per-node=4 ./binary` gives task 5 (no MASTER_ADDR/PORT).
+std::map<std::string, std::string> SrunTask5() {
+  return {{"SLURM_PROCID", "5"},
+          {"SLURM_NTASKS", "8"},
+          {"SLURM_LOCALID", "1"},
+          {"SLURM_STEP_TASKS_PER_NODE", "4(x2)"},
+          {"SLURM_STEP_NODELIST", "gpu[007-008]"},
+          {"SLURM_JOB_NODELIST", "gpu[001-008]"},
+          {"SLURM_JOB_ID", "4242424"}};
+}
+
+TEST(RankInfoFromEnv, PlainSrunFindsRankZerosHostAndAPortFromTheJobId) {
+  auto info = FromMap(SrunTask5());
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->rank, 5);
+  EXPECT_EQ(info->world_size, 8);
+  EXPECT_EQ(info->local_rank, 1);
+  EXPECT_EQ(info->local_world_size, 4);
+  EXPECT_EQ(info->master_addr, "gpu007");
+  EXPECT_EQ(info->master_port, 15000 + 4242424 % 20000);
+  EXPECT_THAT(info->source, HasSubstr("MASTER_ADDR from SLURM_STEP_NODELIST"));
+  EXPECT_THAT(info->source, HasSubstr("MASTER_PORT from SLURM_JOB_ID"));
+}
+
+TEST(RankInfoFromEnv, SlurmNodeListFallsBackToTheJobsThenTheOldName) {
+  auto env = SrunTask5();
+  env.erase("SLURM_STEP_NODELIST");
+  auto job = FromMap(env);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->master_addr, "gpu001");
+  EXPECT_THAT(job->source, HasSubstr("MASTER_ADDR from SLURM_JOB_NODELIST"));
+
+  env.erase("SLURM_JOB_NODELIST");
+  env["SLURM_NODELIST"] = "cn[2-3]";
+  auto old = FromMap(env);
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(old->master_addr, "cn2");
+  EXPECT_THAT(old->source, HasSubstr("MASTER_ADDR from SLURM_NODELIST"));
+
+  env.erase("SLURM_NODELIST");
+  auto none = FromMap(env);
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(none.status().message()), HasSubstr("MASTER_ADDR is not set"));
+  EXPECT_THAT(std::string(none.status().message()), HasSubstr("SLURM_STEP_NODELIST"));
+}
+
+TEST(RankInfoFromEnv, SlurmMasterAddrAndPortGivenWin) {
+  auto env = SrunTask5();
+  env["MASTER_ADDR"] = "login1";
+  env["MASTER_PORT"] = "6000";
+  auto info = FromMap(env);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->master_addr, "login1");
+  EXPECT_EQ(info->master_port, 6000);
+  EXPECT_EQ(info->source, "SLURM (SLURM_PROCID/SLURM_NTASKS)");
+}
+
+TEST(RankInfoFromEnv, SlurmTasksPerNodeFallsBackToTheStepsThenTheJobs) {
+  auto env = SrunTask5();
+  env["SLURM_NTASKS_PER_NODE"] = "2";
+  EXPECT_EQ(FromMap(env)->local_world_size, 2);
+  env.erase("SLURM_NTASKS_PER_NODE");
+  env["SLURM_STEP_TASKS_PER_NODE"] = "4,2";
+  env["SLURM_TASKS_PER_NODE"] = "3(x2)";
+  EXPECT_EQ(FromMap(env)->local_world_size, 4);
+  env.erase("SLURM_STEP_TASKS_PER_NODE");
+  EXPECT_EQ(FromMap(env)->local_world_size, 3);
+  env.erase("SLURM_TASKS_PER_NODE");
+  EXPECT_EQ(FromMap(env)->local_world_size, 8);
+}
+
+TEST(RankInfoFromEnv, NodeListAndPortAreDerivedOnlyUnderSlurm) {
+  // torchrun inside an allocation: its own variables say where rank 0 is; the node list of the
+  // surrounding job is no substitute.
+  auto info = FromMap({{"RANK", "0"},
+                       {"WORLD_SIZE", "2"},
+                       {"SLURM_JOB_NODELIST", "gpu[1-2]"},
+                       {"SLURM_JOB_ID", "77"},
+                       {"MASTER_ADDR", "h"}});
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->master_port, 29500);
+  auto no_addr = FromMap({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"SLURM_JOB_NODELIST", "gpu[1-2]"}});
+  EXPECT_THAT(std::string(no_addr.status().message()), HasSubstr("MASTER_ADDR is not set"));
+}
+
+TEST(RankInfoFromEnv, SlurmErrorsNameTheVariableAndValue) {
+  auto env = SrunTask5();
+  env["SLURM_STEP_NODELIST"] = "gpu[007-008";
+  auto list = FromMap(env);
+  EXPECT_EQ(list.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(list.status().message()), HasSubstr("SLURM_STEP_NODELIST='gpu[007-008'"));
+
+  env["SLURM_STEP_NODELIST"] = "";
+  EXPECT_THAT(std::string(FromMap(env).status().message()), HasSubstr("SLURM_STEP_NODELIST=''"));
+
+  env = SrunTask5();
+  env["SLURM_JOB_ID"] = "12x";
+  auto job = FromMap(env);
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(job.status().message()), HasSubstr("SLURM_JOB_ID='12x'"));
 }
 
 }  // namespace
