@@ -12,8 +12,8 @@
 //
 // Backends are real collective libraries: NCCL through c10d's ProcessGroupNCCL for CUDA tensors
 // (built under --config=cuda), and Gloo for CPU tensors.  Rendezvous is c10d's TCPStore at
-// MASTER_ADDR:MASTER_PORT (rank 0 serves it), or a store the caller passes (tests run several
-// ranks as threads over one HashStore).
+// MASTER_ADDR:MASTER_PORT (rank 0 serves it, or torchrun's agent when RankInfo::store_is_external),
+// or a store the caller passes (tests run several ranks as threads over one HashStore).
 //
 // Every rank must issue the same collectives in the same order; each call names the rank in
 // its errors.  Tensors must be contiguous.  Collectives are ordered: the backend runs them in

@@ -1,5 +1,6 @@
 // Communicator::Create: rendezvous and backend choice.
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <cstdlib>
@@ -45,16 +46,20 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::FromEnv(CommBackend 
 absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Create(const CommOptions& options) {
   const RankInfo& info = options.rank;
   if (info.world_size == 1) return Create(options, c10::make_intrusive<c10d::HashStore>());
-  // Rank 0 serves the store; every rank (rank 0 included) connects to it.
+  // Rank 0 serves the store, unless a launcher does (torchrun's agent); every rank (rank 0
+  // included) connects to it.  Only the store's own server waits for the workers: the agent's
+  // store counts no ranks for us, and the backend's connection waits for every rank anyway.
   auto store =
       CallTorch(absl::StrCat("rank ", info.rank, ": rendezvous at ", info.master_addr, ":", info.master_port), [&] {
         c10d::TCPStoreOptions opts;
         opts.port = static_cast<std::uint16_t>(info.master_port);
-        opts.isServer = info.rank == 0;
+        opts.isServer = info.rank == 0 && !info.store_is_external;
         opts.numWorkers = info.world_size;
-        opts.waitWorkers = true;
+        opts.waitWorkers = !info.store_is_external;
         opts.timeout = options.timeout;
-        return c10::intrusive_ptr<c10d::Store>(c10::make_intrusive<c10d::TCPStore>(info.master_addr, opts));
+        c10::intrusive_ptr<c10d::Store> tcp = c10::make_intrusive<c10d::TCPStore>(info.master_addr, opts);
+        if (info.store_prefix.empty()) return tcp;
+        return c10::intrusive_ptr<c10d::Store>(c10::make_intrusive<c10d::PrefixStore>(info.store_prefix, tcp));
       });
   if (!store.ok()) return store.status();
   return Create(options, *std::move(store));

@@ -179,6 +179,16 @@ absl::StatusOr<RankInfo> RankInfoFromEnv(const Env& getenv_fn) {
     info.master_port = kSlurmPortBase + static_cast<int>(id % kSlurmPortSpan);
     absl::StrAppend(&info.source, "; MASTER_PORT from SLURM_JOB_ID");
   }
+  // torchrun's elastic agent writes str(True) here when it serves the store itself (see
+  // _create_c10d_store in torch/distributed/rendezvous.py); anything else means it does not.
+  if (const char* agent = env("TORCHELASTIC_USE_AGENT_STORE"); agent != nullptr && absl::string_view(agent) == "True") {
+    info.store_is_external = true;
+    absl::StrAppend(&info.source, "; store served by torchrun's agent");
+  }
+  if (const char* run = env("TORCHELASTIC_RUN_ID"); run != nullptr && *run != '\0') {
+    ASSIGN_OR_RETURN(std::optional<int> restart, ReadInt(env, "TORCHELASTIC_RESTART_COUNT"));
+    info.store_prefix = absl::StrCat("zt/", run, "/", restart.value_or(0));
+  }
   return info;
 }
 

@@ -16,6 +16,11 @@
 //   - MASTER_PORT unset: 15000 + SLURM_JOB_ID % 20000, so that two jobs sharing a node do not
 //     meet on one port; every rank of the job computes the same port.
 // So a plain `srun ./binary` runs without a launcher.
+// Under `torchrun --no-python`, TORCHELASTIC_USE_AGENT_STORE=True says that torchrun's agent
+// already serves the store at MASTER_ADDR:MASTER_PORT: every rank, rank 0 too, connects to it as
+// a client (store_is_external).  That store outlives the workers when torchrun restarts them, so
+// this job's keys go under "zt/<TORCHELASTIC_RUN_ID>/<TORCHELASTIC_RESTART_COUNT>" (store_prefix)
+// whenever TORCHELASTIC_RUN_ID is set.
 // Malformed values are errors naming the variable.
 #ifndef ZEROTRAIN_CORE_COMM_RANK_ENV_H_
 #define ZEROTRAIN_CORE_COMM_RANK_ENV_H_
@@ -34,6 +39,12 @@ struct RankInfo {
   int local_world_size = 1;  // processes on this node
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
+  // A launcher already serves the TCPStore at master_addr:master_port (torchrun's agent): rank 0
+  // connects to it as a client like every other rank instead of serving it.
+  bool store_is_external = false;
+  // Where Communicator::Create(options) puts this job's keys in that TCPStore ("" for its root):
+  // a store that outlives a restart must not hand the new attempt the old attempt's keys.
+  std::string store_prefix;
   std::string source = "single process";  // which variables it came from, for messages
 };
 

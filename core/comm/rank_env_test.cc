@@ -215,5 +215,45 @@ TEST(RankInfoFromEnv, SlurmErrorsNameTheVariableAndValue) {
   EXPECT_THAT(std::string(job.status().message()), HasSubstr("SLURM_JOB_ID='12x'"));
 }
 
+// What `torchrun --nproc_per_node=2 --no-python ./binary` gives its second worker after one
+// restart.
+TEST(RankInfoFromEnv, TorchrunAgentStoreMakesEveryRankAClientUnderARunPrefix) {
+  auto info = FromMap({{"RANK", "1"},
+                       {"WORLD_SIZE", "2"},
+                       {"LOCAL_RANK", "1"},
+                       {"LOCAL_WORLD_SIZE", "2"},
+                       {"MASTER_ADDR", "127.0.0.1"},
+                       {"MASTER_PORT", "29400"},
+                       {"TORCHELASTIC_USE_AGENT_STORE", "True"},
+                       {"TORCHELASTIC_RUN_ID", "job7"},
+                       {"TORCHELASTIC_RESTART_COUNT", "1"}});
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_TRUE(info->store_is_external);
+  EXPECT_EQ(info->store_prefix, "zt/job7/1");
+  EXPECT_THAT(info->source, HasSubstr("torchrun's agent"));
+}
+
+TEST(RankInfoFromEnv, RanksServeTheirOwnStoreUnlessTheAgentDoes) {
+  auto plain = FromMap({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "h"}});
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->store_is_external);
+  EXPECT_EQ(plain->store_prefix, "");
+
+  // torchrun with a rendezvous backend whose store the agent does not share: rank 0 serves one;
+  // the run id still separates attempts, and a missing restart count is the first attempt.
+  auto no_agent = FromMap({{"RANK", "0"},
+                           {"WORLD_SIZE", "2"},
+                           {"MASTER_ADDR", "h"},
+                           {"TORCHELASTIC_USE_AGENT_STORE", "False"},
+                           {"TORCHELASTIC_RUN_ID", "none"}});
+  ASSERT_TRUE(no_agent.ok()) << no_agent.status();
+  EXPECT_FALSE(no_agent->store_is_external);
+  EXPECT_EQ(no_agent->store_prefix, "zt/none/0");
+
+  auto bad = FromMap({{"TORCHELASTIC_RUN_ID", "r"}, {"TORCHELASTIC_RESTART_COUNT", "x"}});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("TORCHELASTIC_RESTART_COUNT='x'"));
+}
+
 }  // namespace
 }  // namespace zt
