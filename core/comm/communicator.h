@@ -54,9 +54,16 @@ const char* CommBackendName(CommBackend b);
 struct CommOptions {
   RankInfo rank;
   CommBackend backend = CommBackend::kAuto;
-  // Longest a collective or the rendezvous may take before it fails (instead of hanging).
-  // ZT_COMM_TIMEOUT_S overrides it in Create().
+  // Longest a collective may take before it fails (instead of hanging); also bounds the store's
+  // later waits (NCCL's first collective, CreateCpuChannel).  ZT_COMM_TIMEOUT_S (seconds)
+  // overrides it in Create().
   std::chrono::milliseconds timeout = std::chrono::minutes(30);
+  // Longest Create() waits for every rank to arrive (the TCPStore's connection and count of
+  // ranks, Gloo's connection) before it fails with kDeadlineExceeded naming the rank, the
+  // address and the limit.  Shorter than `timeout`: ranks start within moments of each other,
+  // while a collective may wait out a slow rank's step.  ZT_RENDEZVOUS_TIMEOUT_S (seconds)
+  // overrides it in Create().
+  std::chrono::milliseconds rendezvous_timeout = std::chrono::minutes(5);
 };
 
 // Handle of one started collective.

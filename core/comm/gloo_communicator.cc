@@ -28,29 +28,36 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/comm/rendezvous_error.h"
 #include "core/util/logging.h"
+#include "core/util/torch_status.h"
 
 namespace zt {
 namespace {
 
 // Gloo's rendezvous talks to a gloo::rendezvous::Store; this one forwards to c10d's store.
+// Every wait, and every get (which waits for its key), is bounded by the rendezvous limit, not
+// the store's own timeout (a collective's, once Create() made the store).
 class C10dStoreAdapter : public gloo::rendezvous::Store {
  public:
-  explicit C10dStoreAdapter(c10::intrusive_ptr<c10d::Store> store) : store_(std::move(store)) {}
+  C10dStoreAdapter(c10::intrusive_ptr<c10d::Store> store, std::chrono::milliseconds timeout)
+      : store_(std::move(store)), timeout_(timeout) {}
   void set(const std::string& key, const std::vector<char>& data) override {
     store_->set(key, std::vector<uint8_t>(data.begin(), data.end()));
   }
   std::vector<char> get(const std::string& key) override {
+    store_->wait({key}, timeout_);
     std::vector<uint8_t> v = store_->get(key);
     return std::vector<char>(v.begin(), v.end());
   }
-  void wait(const std::vector<std::string>& keys) override { store_->wait(keys); }
+  void wait(const std::vector<std::string>& keys) override { store_->wait(keys, timeout_); }
   void wait(const std::vector<std::string>& keys, const std::chrono::milliseconds& timeout) override {
     store_->wait(keys, timeout);
   }
 
  private:
   c10::intrusive_ptr<c10d::Store> store_;
+  std::chrono::milliseconds timeout_;
 };
 
 using ReduceFn = void (*)(void*, const void*, const void*, std::size_t);
@@ -429,6 +436,8 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::CpuChannelOver(const
   o.rank = info_;
   o.backend = CommBackend::kGloo;
   o.timeout = timeout;
+  // Ranks reach a side channel mid-job, as far apart as they reach a collective.
+  o.rendezvous_timeout = timeout;
   const std::string prefix = absl::StrCat("zt/channel/", name, "/", channels_created_++);
   return CreateGlooCommunicator(o, c10::make_intrusive<c10d::PrefixStore>(prefix, store));
 }
@@ -440,26 +449,38 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateGlooCommunicator(const CommO
                                                                      c10::intrusive_ptr<c10d::Store> store) {
   const RankInfo& info = options.rank;
   const gloo::transport::tcp::attr attr = DeviceAttr(info);
+  const auto started = std::chrono::steady_clock::now();
   try {
     auto device = gloo::transport::tcp::CreateDevice(attr);
     auto context = std::make_shared<gloo::rendezvous::Context>(info.rank, info.world_size);
-    context->setTimeout(options.timeout);
-    C10dStoreAdapter adapter(c10::make_intrusive<c10d::PrefixStore>("zt/gloo", store));
+    // The connection is part of the rendezvous: a rank that never comes fails it within the
+    // rendezvous limit.  Collectives pass their own timeout; the context's default is theirs too.
+    context->setTimeout(options.rendezvous_timeout);
+    C10dStoreAdapter adapter(c10::make_intrusive<c10d::PrefixStore>("zt/gloo", store), options.rendezvous_timeout);
     context->connectFullMesh(adapter, device);
     // Nobody returns before everybody is connected: a rank whose first collectives are no-ops
     // (empty tensors) could otherwise close its sockets while a peer still completes its side
     // of the mesh, which then fails with "Connection closed by peer".
     gloo::BarrierOptions connected(context);
     connected.setTag(kConnectedTag);
-    connected.setTimeout(options.timeout);
+    connected.setTimeout(options.rendezvous_timeout);
     gloo::barrier(connected);
+    context->setTimeout(options.timeout);
     return std::unique_ptr<Communicator>(
         new GlooCommunicator(info, std::move(store), std::move(context), options.timeout));
   } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat(
-        "rank ", info.rank, " of ", info.world_size, " (gloo): cannot connect to the other ranks (listening on ",
-        attr.iface.empty() ? attr.hostname : "interface " + attr.iface, "): ", e.what(),
-        ". On several nodes, set GLOO_SOCKET_IFNAME to the network interface the nodes share."));
+    // A store's c10::Error passes through Gloo: its message without LibTorch's backtrace.
+    const std::string cause(StatusFromException(e, "").message());
+    const std::string listening = attr.iface.empty() ? attr.hostname : "interface " + attr.iface;
+    const char* several_nodes = ". On several nodes, set GLOO_SOCKET_IFNAME to the network interface the nodes share.";
+    if (IsTimeout(cause, started, options.rendezvous_timeout)) {
+      return RendezvousTimeoutError(info, options.rendezvous_timeout, "not every rank arrived",
+                                    absl::StrCat("gloo (listening on ", listening, "): ", cause,
+                                                 info.local_world_size < info.world_size ? several_nodes : ""));
+    }
+    return absl::UnavailableError(absl::StrCat("rank ", info.rank, " of ", info.world_size,
+                                               " (gloo): cannot connect to the other ranks (listening on ", listening,
+                                               "): ", cause, several_nodes));
   }
 }
 
