@@ -97,7 +97,8 @@ absl::Status Run() {
     std::printf("params %lld\n", static_cast<long long>(count));
     if (!absl::GetFlag(FLAGS_out).empty()) RETURN_IF_ERROR(zt::WriteFileAtomically(absl::GetFlag(FLAGS_out), values));
   }
-  return engine->Shutdown();
+  RETURN_IF_ERROR(engine->Shutdown());
+  return comm->Shutdown();
 }
 
 }  // namespace
