@@ -6,6 +6,7 @@ set -uo pipefail
 
 runfiles="${TEST_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}"
 bin="$runfiles/zerotrain/nlp/t5_translate"
+launch="$runfiles/zerotrain/tools/launch"
 configs="$runfiles/zerotrain/core/config/testdata"
 wmt="$runfiles/shared_data/wmt16_en_ro"
 tmp="${TEST_TMPDIR:-$(mktemp -d)}"
@@ -81,20 +82,16 @@ sys.exit(0 if len(h) >= 3 and h[-1] < h[0] - 0.5 else 1)
 PY
 done
 
-case_name="two ranks (RANK/WORLD_SIZE/MASTER_ADDR as torchrun sets them), ZeRO-2"
-port=$((20000 + RANDOM % 20000))
-for r in 0 1; do
-  RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
-    "$bin" --deepspeed "$configs/ds_config_zero2.json" --output_dir out_2ranks "${common[@]}" --max_train_samples 128 \
-    --do_predict --test_file "$wmt/validation.json" --max_predict_samples 11 --use_cpu \
-    >"$tmp/out.$r" 2>"$tmp/err.$r" &
-  pids[$r]=$!
-done
-for r in 0 1; do
-  wait "${pids[$r]}" || { cp "$tmp/err.$r" "$tmp/err"; fail "rank $r failed"; }
-done
-grep -qF "engine: ZeRO stage 2, 2 rank(s)" "$tmp/err.0" || { cp "$tmp/err.0" "$tmp/err"; fail "rank 0 did not train on 2 ranks"; }
-! grep -qF "engine: ZeRO stage" "$tmp/err.1" || fail "rank 1 printed what only rank 0 prints"
+case_name="two ranks through //tools:launch (DeepSpeed's launcher flags), ZeRO-2"
+# --num_procs: CPU processes, as the job runs with --use_cpu (a GPU machine has its own test).
+"$launch" --num_procs 2 --master_port $((20000 + RANDOM % 20000)) \
+  "$bin" --deepspeed "$configs/ds_config_zero2.json" --output_dir out_2ranks "${common[@]}" --max_train_samples 128 \
+  --do_predict --test_file "$wmt/validation.json" --max_predict_samples 11 --use_cpu >"$tmp/out" 2>"$tmp/err"
+echo $? >"$tmp/rc"
+expect_rc 0
+expect_err "launch: 2 rank(s), CPU processes, world size 2"
+grep -qF "engine: ZeRO stage 2, 2 rank(s)" <(grep -F "[rank0]" "$tmp/err") || fail "rank 0 did not train on 2 ranks"
+! grep -F "[rank1]" "$tmp/err" | grep -qF "engine: ZeRO stage" || fail "rank 1 printed what only rank 0 prints"
 expect_file "$work/out_2ranks/model.safetensors"
 expect_file "$work/out_2ranks/eval_results.json"
 
