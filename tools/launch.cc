@@ -132,6 +132,7 @@ absl::StatusOr<std::string> ResolveProgram(const Options& o) {
         return absl::FailedPreconditionError(
             absl::StrCat("cannot build ", p, ": no bazelw in ", ws, " and no bazel on PATH"));
       }
+      for (std::string& w : SplitWords(o.build_args)) build.push_back(std::move(w));
       Note(absl::StrCat("building ", p, " (", absl::StrJoin(build, " "), ")"));
       const int status = RunAndWait(build, ws);
       if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {

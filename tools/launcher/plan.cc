@@ -46,6 +46,7 @@ const char kUsage[] =
     "  --enable_each_rank_log DIR   also write each rank's output to DIR/rank_N.log\n"
     "  --stop_grace SECONDS    SIGTERM to SIGKILL when stopping ranks (default 5)\n"
     "  --no_build              do not build a //label PROGRAM first\n"
+    "  --build_args ARGS       more words for that build, e.g. \"-c opt\"\n"
     "\n"
     "Output lines are prefixed with [rankN].  When a rank fails, the others are stopped and the launcher\n"
     "exits with that rank's exit code, naming it.  SIGINT/SIGTERM are passed on to every rank.\n";
@@ -142,6 +143,7 @@ const std::vector<Flag>& Flags() {
       {{"--enable_each_rank_log"}, true, Str(&Options::each_rank_log)},
       {{"--node_rank"}, true, Int(&Options::node_rank, 0, 1 << 20)},
       {{"--no_build"}, false, Bool(&Options::no_build)},
+      {{"--build_args"}, true, Str(&Options::build_args)},
       {{"--stop_grace"},
        true,
        [](Options& o, const std::string& n,
@@ -259,6 +261,32 @@ std::vector<std::string> RankArgv(const Options& options, const std::string& pyt
   return argv;
 }
 
+std::vector<std::string> SplitWords(absl::string_view text) {
+  std::vector<std::string> words;
+  std::string cur;
+  bool in_word = false;
+  char quote = 0;
+  for (char c : text) {
+    if (quote != 0) {
+      if (c == quote) {
+        quote = 0;
+      } else {
+        cur.push_back(c);
+      }
+    } else if (c == '\'' || c == '"') {
+      quote = c;
+      in_word = true;
+    } else if (absl::ascii_isspace(static_cast<unsigned char>(c))) {
+      if (in_word) words.push_back(cur), cur.clear(), in_word = false;
+    } else {
+      cur.push_back(c);
+      in_word = true;
+    }
+  }
+  if (in_word) words.push_back(cur);
+  return words;
+}
+
 std::string ShellQuote(absl::string_view text) {
   return absl::StrCat("'", absl::StrReplaceAll(text, {{"'", "'\\''"}}), "'");
 }
@@ -326,33 +354,6 @@ std::string NodeCommand(const Job& job, const Options& options, const std::strin
 }
 
 namespace {
-
-// --launcher_args split into words: whitespace separates, '...' and "..." group.
-std::vector<std::string> SplitWords(absl::string_view text) {
-  std::vector<std::string> words;
-  std::string cur;
-  bool in_word = false;
-  char quote = 0;
-  for (char c : text) {
-    if (quote != 0) {
-      if (c == quote) {
-        quote = 0;
-      } else {
-        cur.push_back(c);
-      }
-    } else if (c == '\'' || c == '"') {
-      quote = c;
-      in_word = true;
-    } else if (absl::ascii_isspace(static_cast<unsigned char>(c))) {
-      if (in_word) words.push_back(cur), cur.clear(), in_word = false;
-    } else {
-      cur.push_back(c);
-      in_word = true;
-    }
-  }
-  if (in_word) words.push_back(cur);
-  return words;
-}
 
 std::vector<std::string> Hosts(const Job& job) {
   std::vector<std::string> hosts;

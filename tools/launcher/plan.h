@@ -40,6 +40,7 @@ struct Options {
   std::string each_rank_log;     // --enable_each_rank_log DIR: DIR/rank_N.log too
   int node_rank = -1;            // --node_rank (with --no_ssh, or from a launcher)
   bool no_build = false;         // --no_build: a //label PROGRAM is not built first
+  std::string build_args;        // --build_args: more words for `bazelw build` ("-c opt")
   double stop_grace_s = 5;       // --stop_grace: seconds between SIGTERM and SIGKILL
   // Set by the launcher on the first machine for node launchers.
   std::string world_info;            // --world_info host:slots@...
@@ -75,6 +76,9 @@ EnvList RankEnv(const Job& job, int node, int local, const std::vector<std::stri
 std::vector<std::string> RankArgv(const Options& options, const std::string& python, int local_rank);
 // Whether PROGRAM runs through Python (a .py file, or --module), given the options.
 bool RunsPython(const Options& options);
+
+// --launcher_args / --build_args as words: whitespace separates, '...' and "..." group.
+std::vector<std::string> SplitWords(absl::string_view text);
 
 // 'text' for a POSIX shell: single quotes, with ' written as '\''.
 std::string ShellQuote(absl::string_view text);

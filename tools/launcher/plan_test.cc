@@ -91,6 +91,12 @@ TEST(RankArgv, PythonScriptsRunAsDeepSpeedRunsThem) {
   EXPECT_THAT(RankArgv(direct, "py", 1), ElementsAre("tool.py"));
 }
 
+TEST(SplitWords, WhitespaceSeparatesQuotesGroup) {
+  EXPECT_THAT(SplitWords("  -c opt --config='my cfg' \"a b\"''  "), ElementsAre("-c", "opt", "--config=my cfg", "a b"));
+  EXPECT_THAT(SplitWords("''"), ElementsAre(""));
+  EXPECT_TRUE(SplitWords("   ").empty());
+}
+
 TEST(ShellQuote, SurvivesEveryCharacter) {
   EXPECT_EQ(ShellQuote("plain"), "'plain'");
   EXPECT_EQ(ShellQuote("it's"), "'it'\\''s'");
