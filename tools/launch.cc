@@ -347,9 +347,9 @@ int RunMulti(const Job& job, const Options& o, const std::string& program) {
                     absl::StrJoin(layout, ", "), ") through ", o.launcher, ", MASTER_ADDR=", job.master_addr,
                     " MASTER_PORT=", job.master_port));
   SuperviseOptions so;
-  so.grace = absl::Seconds(o.stop_grace_s + 5);  // node launchers stop their ranks first
+  so.grace = absl::Seconds(o.stop_grace_s + 10);  // node launchers stop their ranks first
   const Outcome out = Supervise(children, so);
-  if (out.exit_code == 255 && o.launcher == "ssh") {
+  if (out.exit_code == 255 && o.launcher == "ssh" && out.failure_line.empty()) {
     Note(
         "ssh exits with 255 when it cannot reach or log in to a host: check that `ssh HOST true` works without a "
         "password from here");

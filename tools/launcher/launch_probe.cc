@@ -43,8 +43,10 @@ constexpr std::int64_t kGlobalBatch = 12;
 absl::Status Run() {
   ASSIGN_OR_RETURN(zt::RankInfo me, zt::RankInfoFromEnv());
   const char* cvd = std::getenv("CUDA_VISIBLE_DEVICES");
-  std::cerr << "probe: rank " << me.rank << " of " << me.world_size << " local " << me.local_rank << " pid " << getpid()
-            << " CUDA_VISIBLE_DEVICES=" << (cvd ? cvd : "(unset)") << std::endl;
+  // One write, so that launchers that tag lines (mpirun --tag-output) see one line.
+  const std::string hello = absl::StrCat("probe: rank ", me.rank, " of ", me.world_size, " local ", me.local_rank,
+                                         " pid ", getpid(), " CUDA_VISIBLE_DEVICES=", cvd ? cvd : "(unset)", "\n");
+  std::fwrite(hello.data(), 1, hello.size(), stderr);
   if (!absl::GetFlag(FLAGS_pid_dir).empty()) {
     std::ofstream(absl::StrCat(absl::GetFlag(FLAGS_pid_dir), "/rank_", me.rank, ".pid")) << getpid() << "\n";
   }

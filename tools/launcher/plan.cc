@@ -332,9 +332,11 @@ absl::StatusOr<EnvList> ParseEnvFile(absl::string_view text, const std::string& 
 std::string NodeCommand(const Job& job, const Options& options, const std::string& launcher_path,
                         const std::string& cwd, const EnvList& exports, const std::string& node_rank_text,
                         bool watch_stdin) {
-  std::vector<std::string> words = {"cd", ShellQuote(cwd), "&&", "exec", "env"};
-  for (const auto& [k, v] : exports) words.push_back(ShellQuote(absl::StrCat(k, "=", v)));
-  words.push_back(ShellQuote(launcher_path));
+  std::vector<std::string> words = {"cd", ShellQuote(cwd)};
+  for (const auto& [k, v] : exports) {
+    words.insert(words.end(), {"&&", "export", ShellQuote(absl::StrCat(k, "=", v))});
+  }
+  words.insert(words.end(), {"&&", "exec", ShellQuote(launcher_path)});
   words.push_back(ShellQuote(absl::StrCat("--node_rank=", node_rank_text)));
   words.push_back(ShellQuote(absl::StrCat("--world_info=", EncodeResources(job.resources))));
   words.push_back(ShellQuote(absl::StrCat("--master_addr=", job.master_addr)));

@@ -93,7 +93,7 @@ EnvList ForwardedEnv(const std::vector<std::string>& environ, const EnvList& ext
 absl::StatusOr<EnvList> ParseEnvFile(absl::string_view text, const std::string& path);
 
 // The shell command that runs node `node_rank_text`'s launcher ("3", or pdsh's "%n"):
-//   cd 'CWD' && exec env 'NAME=value'... 'LAUNCHER' --node_rank=3 --world_info=... -- 'PROGRAM' 'ARG'...
+//   cd 'CWD' && export 'NAME=value' && ... && exec 'LAUNCHER' --node_rank=3 --world_info=... -- 'PROGRAM' 'ARG'...
 std::string NodeCommand(const Job& job, const Options& options, const std::string& launcher_path,
                         const std::string& cwd, const EnvList& exports, const std::string& node_rank_text,
                         bool watch_stdin);

@@ -111,10 +111,11 @@ TEST(NodeCommand, QuotesEveryWord) {
   job.master_port = 9901;
   Options o = Parse({"/bin/train", "--out", "a b;touch /tmp/x", "it's"});
   const std::string cmd = NodeCommand(job, o, "/opt/launch", "/work dir", {{"NCCL_DEBUG", "INFO"}}, "1", true);
-  EXPECT_EQ(cmd,
-            "cd '/work dir' && exec env 'NCCL_DEBUG=INFO' '/opt/launch' '--node_rank=1' '--world_info=h1:0,1@h2:0,1' "
-            "'--master_addr=h1' '--master_port=9901' '--stop_grace=5' --watch_stdin -- '/bin/train' '--out' "
-            "'a b;touch /tmp/x' 'it'\\''s'");
+  EXPECT_EQ(
+      cmd,
+      "cd '/work dir' && export 'NCCL_DEBUG=INFO' && exec '/opt/launch' '--node_rank=1' '--world_info=h1:0,1@h2:0,1' "
+      "'--master_addr=h1' '--master_port=9901' '--stop_grace=5' --watch_stdin -- '/bin/train' '--out' "
+      "'a b;touch /tmp/x' 'it'\\''s'");
 }
 
 TEST(ForwardedEnv, TakesTheJobsVariablesOnly) {

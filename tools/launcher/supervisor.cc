@@ -231,7 +231,17 @@ Outcome Supervise(const std::vector<Child>& children, const SuperviseOptions& op
       Say(options, why);
     }
     stopping = true;
-    for (const Running& r : run) SignalGroup(r, sig);
+    for (Running& r : run) {
+      if (r.stdin_write >= 0) {
+        // An ssh to a node launcher: closing its input ends the session; the node launcher
+        // stops its ranks and reports, and ssh then exits by itself.  Signals to ssh would
+        // cut that short (it forwards none without a terminal).
+        close(r.stdin_write);
+        r.stdin_write = -1;
+      } else {
+        SignalGroup(r, sig);
+      }
+    }
     kill_at = absl::Now() + options.grace;
   };
   // Children that failed before the loop (could not start).
@@ -361,11 +371,12 @@ Outcome Supervise(const std::vector<Child>& children, const SuperviseOptions& op
     if (outcome.exit_code == 0) outcome.exit_code = 1;
     outcome.message = absl::StrCat(children[outcome.failed_child].label, " failed (", DescribeWaitStatus(status),
                                    "): every process is stopped; exit code ", outcome.exit_code);
+    outcome.failure_line = r.last_failure_line;
     if (!r.last_failure_line.empty()) absl::StrAppend(&outcome.message, " [", r.last_failure_line, "]");
   } else if (stop_signal != 0) {
     outcome.exit_code = 128 + stop_signal;
-    outcome.message = absl::StrCat("stopped by ", strsignal(stop_signal), ": every process is stopped; exit code ",
-                                   outcome.exit_code);
+    outcome.message = absl::StrCat("stopped by signal ", stop_signal, " (", SignalName(stop_signal),
+                                   "): every process is stopped; exit code ", outcome.exit_code);
   }
   if (!outcome.message.empty()) Say(options, outcome.message);
   return outcome;

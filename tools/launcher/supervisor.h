@@ -27,8 +27,9 @@ struct Child {
   std::vector<std::string> argv;  // argv[0]: an absolute path (no PATH search here)
   std::vector<std::string> env;   // the whole environment, "NAME=value"
   std::string cwd;                // "" keeps the supervisor's
-  bool stdin_pipe = false;        // stdin is a pipe held open until the supervisor ends (ssh);
-                                  // otherwise /dev/null
+  bool stdin_pipe = false;        // stdin is a pipe held open until the child ends or is to stop:
+                                  // stopping closes it instead of signalling (ssh to a node
+                                  // launcher), SIGKILL after the grace; otherwise /dev/null
   std::string log_path;           // also append the child's output, unprefixed, here ("" = no)
 };
 
@@ -39,10 +40,12 @@ struct SuperviseOptions {
 };
 
 struct Outcome {
-  int exit_code = 0;      // 0; the first failed child's code (128 + signal if killed); else
-                          // 128 + the signal that stopped the job
-  int failed_child = -1;  // index into children, or -1
-  std::string message;    // the closing line (also printed on stderr), empty on success
+  int exit_code = 0;         // 0; the first failed child's code (128 + signal if killed); else
+                             // 128 + the signal that stopped the job
+  int failed_child = -1;     // index into children, or -1
+  std::string message;       // the closing line (also printed on stderr), empty on success
+  std::string failure_line;  // the failed child's own "...: rank N ... failed with" line (a node
+                             // launcher's), when it printed one
 };
 
 // Starts every child, relays their output, waits for all of them.  A child that cannot start

@@ -78,7 +78,8 @@ TEST(Supervise, PrefixesLinesAndSucceedsWhenAllDo) {
   EXPECT_THAT(r.out, HasSubstr("[rank0] one\n"));
   EXPECT_THAT(r.out, HasSubstr("[rank0] no newline\n"));
   EXPECT_THAT(r.err, HasSubstr("[rank0] two\n"));
-  EXPECT_THAT(r.out, HasSubstr("\n[rank7] from a node launcher\n"));
+  EXPECT_THAT(r.out, HasSubstr("[rank7] from a node launcher\n"));
+  EXPECT_THAT(r.out, Not(HasSubstr("[rank1] [rank7]")));
   EXPECT_EQ(Slurp(b.log_path), "[rank7] from a node launcher\n");
 }
 
