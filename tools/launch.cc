@@ -279,6 +279,7 @@ int RunNode(const Job& job, int node, const Options& o, const std::string& progr
   SuperviseOptions so;
   so.grace = absl::Seconds(o.stop_grace_s);
   so.watch_stdin = o.watch_stdin;
+  so.watch_output = o.watch_output;
   if (multi) so.name = absl::StrCat("launch (", host, ")");
   Note(absl::StrCat(
       multi ? absl::StrCat("node ", node, " (", host, "): ") : "", slots.size(), " rank(s), ",
@@ -323,6 +324,7 @@ int RunMulti(const Job& job, const Options& o, const std::string& program) {
     Child c;
     c.label = o.launcher;
     c.prefix = absl::StrCat("[", tool_name, "] ");
+    c.stop_on_failure_line = o.launcher == "pdsh";  // pdsh would let the other nodes run on
     c.env = ChildEnv(
         {{"PDSH_RCMD_TYPE", "ssh"}, {"MASTER_ADDR", job.master_addr}, {"MASTER_PORT", absl::StrCat(job.master_port)}});
     absl::StatusOr<std::vector<std::string>> argv;

@@ -5,7 +5,8 @@
 # (--launcher_args "-F CONFIG") and each node launcher starts its ranks.  Checks: three ranks
 # train as one process does; a rank failing on the second host stops every rank; SIGTERM or
 # SIGKILL to the launcher stops the ranks on both hosts; an unreachable host; no shell injection
-# through the hostfile or the program's arguments.  Skips without root, sshd or ssh.  Nothing
+# through the hostfile or the program's arguments; the same through pdsh where it is installed.
+# Skips without root, sshd or ssh.  Nothing
 # here uses the machine's own sshd (port 22) or ~/.ssh.
 set -uo pipefail
 
@@ -314,6 +315,65 @@ for sig in TERM KILL; do
   wait_no_probe 5 || fail "probe processes left: $(ps -o pid=,args= -p "$(probe_procs | paste -sd,)")"
   finish "(launcher exited ${secs_exit} s after SIG$sig with $rc; every rank gone after ${secs_gone} s)"
 done
+
+# ---- pdsh ------------------------------------------------------------------------------------------
+# The same hosts through pdsh (its ssh module, our ssh config through PDSH_SSH_ARGS_APPEND; node
+# ranks from pdsh's %n): training, a failing rank on the second host, SIGTERM to the launcher.
+# pdsh stops no node when another fails, so the launcher does on the node's failure line; the
+# node launchers stop their ranks when pdsh's sessions go (their output's reader is gone).
+if ! command -v pdsh >/dev/null; then
+  echo "SKIPPED [pdsh cases]: no pdsh on PATH (apt-get install pdsh)"
+else
+  export PDSH_SSH_ARGS_APPEND="-F $cfg"
+  pdsh_multi=(--hostfile "$hostfile" --cpu --master_addr 127.0.0.2 --launcher pdsh --stop_grace 2)
+
+  case_name="three ranks on two hosts through pdsh train as one process does"
+  run 120 "${pdsh_multi[@]}" --master_port "$(free_port)" "$probe" --stage 2 --steps 6 --out "$tmp/pdsh.txt"
+  expect_rc 0
+  expect_err "3 ranks on 2 hosts (127.0.0.2 x2, 127.0.0.3 x1) through pdsh"
+  for r in 0 1 2; do grep -q "probe: rank $r of 3 " "$tmp/err" || fail "no line from rank $r"; done
+  python3 - "$tmp/one.txt" "$tmp/pdsh.txt" <<'PY2' || fail "pdsh's three ranks differ from one process"
+import sys
+a, b = ([float(x) for x in open(p).read().split()] for p in sys.argv[1:])
+if not a or len(a) != len(b) or max(abs(x - y) for x, y in zip(a, b)) > 1e-5:
+    sys.exit("differ")
+PY2
+  finish "($(cat "$tmp/secs") s)"
+
+  case_name="through pdsh, a rank failing on the second host stops every rank"
+  mkdir -p "$tmp/pids_pdsh"
+  run 60 "${pdsh_multi[@]}" --master_port "$(free_port)" "$probe" --stage 2 --steps 1000 --step_sleep_ms 300 \
+    --fail_rank 2 --fail_step 2 --fail_code 9 --pid_dir "$tmp/pids_pdsh"
+  expect_rc 9
+  grep -qE "rank 2 .*failed with exit code 9" "$tmp/err" || fail "stderr does not say rank 2 failed with exit code 9"
+  pids=("$tmp"/pids_pdsh/rank_{0,1,2}.pid)
+  wait_gone 15 "${pids[@]}" || fail "ranks still running: $(alive "${pids[@]}")"
+  wait_no_probe 5 || fail "probe processes left: $(ps -o pid=,args= -p "$(probe_procs | paste -sd,)")"
+  finish "($(cat "$tmp/secs") s, exit $(cat "$tmp/rc"))"
+
+  case_name="through pdsh, SIGTERM to the launcher stops the ranks on both hosts"
+  mkdir -p "$tmp/pids_pdsh_term"
+  pids=("$tmp"/pids_pdsh_term/rank_{0,1,2}.pid)
+  "$launch" "${pdsh_multi[@]}" --master_port "$(free_port)" "$probe" --stage 2 --steps 1000 --step_sleep_ms 300 \
+    --pid_dir "$tmp/pids_pdsh_term" </dev/null >"$tmp/out" 2>"$tmp/err" &
+  bg_pid=$!
+  deadline=$((SECONDS + 60))
+  until [[ -s ${pids[0]} && -s ${pids[1]} && -s ${pids[2]} ]] && grep -q "step 1 loss" "$tmp/out"; do
+    if ! kill -0 "$bg_pid" 2>/dev/null || ((SECONDS >= deadline)); then break; fi
+    sleep 0.2
+  done
+  t_kill=$(now)
+  kill -TERM "$bg_pid"
+  timeout 30 tail --pid="$bg_pid" -f /dev/null
+  wait "$bg_pid"
+  rc=$?
+  bg_pid=""
+  [[ $rc == 143 ]] || fail "launcher exit code $rc after SIGTERM, want 143"
+  wait_gone 30 "${pids[@]}" || fail "ranks still running 30 s after SIGTERM: $(alive "${pids[@]}")"
+  wait_no_probe 5 || fail "probe processes left: $(ps -o pid=,args= -p "$(probe_procs | paste -sd,)")"
+  finish "(every rank gone $(since "$t_kill") s after SIGTERM)"
+  unset PDSH_SSH_ARGS_APPEND
+fi
 
 # ---- 4 ----------------------------------------------------------------------------------------------
 case_name="an unreachable host fails the job with ssh's 255"

@@ -158,6 +158,7 @@ const std::vector<Flag>& Flags() {
                                     }},
       {{"--world_info"}, true, Str(&Options::world_info)},
       {{"--watch_stdin"}, false, Bool(&Options::watch_stdin)},
+      {{"--watch_output"}, false, Bool(&Options::watch_output)},
       {{"--cpu"}, false, Bool(&Options::cpu)},
       {{"--min_elastic_nodes", "--max_elastic_nodes", "--elastic_training"},
        true,
@@ -350,6 +351,7 @@ std::string NodeCommand(const Job& job, const Options& options, const std::strin
     words.push_back(ShellQuote(absl::StrCat("--enable_each_rank_log=", options.each_rank_log)));
   }
   if (watch_stdin) words.push_back("--watch_stdin");
+  words.push_back("--watch_output");
   words.push_back("--");
   for (const std::string& a : options.program) words.push_back(ShellQuote(a));
   return absl::StrJoin(words, " ");

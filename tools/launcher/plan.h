@@ -44,7 +44,8 @@ struct Options {
   double stop_grace_s = 5;       // --stop_grace: seconds between SIGTERM and SIGKILL
   // Set by the launcher on the first machine for node launchers.
   std::string world_info;            // --world_info host:slots@...
-  bool watch_stdin = false;          // --watch_stdin
+  bool watch_stdin = false;          // --watch_stdin: stop when stdin closes (under ssh)
+  bool watch_output = false;         // --watch_output: stop when stdout's reader goes (ssh, pdsh)
   bool cpu = false;                  // --cpu: ranks get no CUDA_VISIBLE_DEVICES
   std::vector<std::string> program;  // PROGRAM ARGS...
 };
@@ -92,7 +93,9 @@ EnvList ForwardedEnv(const std::vector<std::string>& environ, const EnvList& ext
 // name the file and line.
 absl::StatusOr<EnvList> ParseEnvFile(absl::string_view text, const std::string& path);
 
-// The shell command that runs node `node_rank_text`'s launcher ("3", or pdsh's "%n"):
+// The shell command that runs node `node_rank_text`'s launcher ("3", or pdsh's "%n"), which
+// stops its ranks when its output's reader goes away, and with `watch_stdin` (ssh, where the
+// first machine's launcher holds ssh's input open) when its input closes:
 //   cd 'CWD' && export 'NAME=value' && ... && exec 'LAUNCHER' --node_rank=3 --world_info=... -- 'PROGRAM' 'ARG'...
 std::string NodeCommand(const Job& job, const Options& options, const std::string& launcher_path,
                         const std::string& cwd, const EnvList& exports, const std::string& node_rank_text,

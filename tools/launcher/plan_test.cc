@@ -114,7 +114,7 @@ TEST(NodeCommand, QuotesEveryWord) {
   EXPECT_EQ(
       cmd,
       "cd '/work dir' && export 'NCCL_DEBUG=INFO' && exec '/opt/launch' '--node_rank=1' '--world_info=h1:0,1@h2:0,1' "
-      "'--master_addr=h1' '--master_port=9901' '--stop_grace=5' --watch_stdin -- '/bin/train' '--out' "
+      "'--master_addr=h1' '--master_port=9901' '--stop_grace=5' --watch_stdin --watch_output -- '/bin/train' '--out' "
       "'a b;touch /tmp/x' 'it'\\''s'");
 }
 

@@ -64,6 +64,7 @@ struct Running {
   int log_fd = -1;
   Stream streams[2];
   std::string last_failure_line;  // a node launcher's "launch: rank N ..." line
+  bool failure_seen = false;      // such a line arrived (for stop_on_failure_line)
 };
 
 void EmitLine(const Child& c, Running& r, const SuperviseOptions& o, int out_fd, const std::string& line) {
@@ -74,6 +75,7 @@ void EmitLine(const Child& c, Running& r, const SuperviseOptions& o, int out_fd,
   if (absl::StrContains(line, ": rank ") &&
       (absl::StrContains(line, "failed with") || absl::StrContains(line, "killed by"))) {
     r.last_failure_line = line;
+    r.failure_seen = true;
   }
   const bool pass = c.prefix.empty() || absl::StartsWith(line, "[rank");
   std::string out = pass ? line : absl::StrCat(c.prefix, line);
@@ -103,6 +105,18 @@ void Pump(const Child& c, Running& r, Stream& s, const SuperviseOptions& o) {
     EmitLine(c, r, o, s.out_fd, s.pending);
     s.pending.clear();
   }
+}
+
+// The code a "... failed with exit code 9" / "... was killed by signal 9 (...)" line gives.
+int CodeInLine(const std::string& line) {
+  int n = 0;
+  for (const auto& [key, offset] : {std::pair<const char*, int>{"exit code ", 0}, {"signal ", 128}}) {
+    const size_t at = line.rfind(key);
+    if (at != std::string::npos && std::sscanf(line.c_str() + at + strlen(key), "%d", &n) == 1 && n > 0) {
+      return n + offset;
+    }
+  }
+  return -1;
 }
 
 const char* SignalName(int sig) {
@@ -212,10 +226,12 @@ Outcome Supervise(const std::vector<Child>& children, const SuperviseOptions& op
   if (dev_null >= 0) close(dev_null);
 
   bool stopping = false;
-  int stop_signal = 0;  // a signal we got, which stops the job
+  int failure_code = -1;  // from a failure line (stop_on_failure_line), else the child's own
+  int stop_signal = 0;    // a signal we got, which stops the job
   absl::Time kill_at = absl::InfiniteFuture();
   absl::Time drain_until = absl::InfiniteFuture();  // after the last exit: output still in flight
   bool stdin_open = options.watch_stdin;
+  bool output_open = options.watch_output;
 
   auto running_count = [&] {
     int n = 0;
@@ -261,6 +277,10 @@ Outcome Supervise(const std::vector<Child>& children, const SuperviseOptions& op
       fds.push_back({STDIN_FILENO, POLLIN, 0});
       owner.push_back({-1, 1});
     }
+    if (output_open) {  // no events asked: poll still reports the reader's end going away
+      fds.push_back({STDOUT_FILENO, 0, 0});
+      owner.push_back({-1, 2});
+    }
     bool any_stream = false;
     for (size_t i = 0; i < run.size(); ++i) {
       for (int s = 0; s < 2; ++s) {
@@ -292,6 +312,14 @@ Outcome Supervise(const std::vector<Child>& children, const SuperviseOptions& op
         Pump(children[ci], run[ci], run[ci].streams[si], options);
         continue;
       }
+      if (si == 2) {  // our stdout's reader is gone (ssh/pdsh session closed)
+        output_open = false;
+        if ((fds[k].revents & (POLLERR | POLLHUP)) != 0 && !stopping) {
+          stop_signal = SIGTERM;
+          stop_all(SIGTERM, "standard output closed (the launcher that started this node is gone)");
+        }
+        continue;
+      }
       if (si == 1) {  // our stdin
         char buf[4096];
         const ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
@@ -321,6 +349,16 @@ Outcome Supervise(const std::vector<Child>& children, const SuperviseOptions& op
           for (const Running& r : run) SignalGroup(r, SIGKILL);
         }
       }
+    }
+
+    // A child that runs many nodes' ranks (pdsh) passed on a rank's failure: stop it all.
+    for (size_t i = 0; i < run.size(); ++i) {
+      Running& r = run[i];
+      if (!r.failure_seen || !children[i].stop_on_failure_line || stopping || r.done) continue;
+      r.failure_seen = false;
+      outcome.failed_child = static_cast<int>(i);
+      failure_code = CodeInLine(r.last_failure_line);
+      stop_all(SIGTERM, absl::StrCat(children[i].label, " passed on a rank's failure"));
     }
 
     // Reap (SIGCHLD only woke the loop).
@@ -367,7 +405,9 @@ Outcome Supervise(const std::vector<Child>& children, const SuperviseOptions& op
   if (outcome.failed_child >= 0) {
     const Running& r = run[outcome.failed_child];
     const int status = r.status;
-    outcome.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    outcome.exit_code = failure_code > 0    ? failure_code
+                        : WIFEXITED(status) ? WEXITSTATUS(status)
+                                            : 128 + WTERMSIG(status);
     if (outcome.exit_code == 0) outcome.exit_code = 1;
     outcome.message = absl::StrCat(children[outcome.failed_child].label, " failed (", DescribeWaitStatus(status),
                                    "): every process is stopped; exit code ", outcome.exit_code);

@@ -7,9 +7,10 @@
 //   return out.exit_code;                             // 0, the failed child's code, or 128+signal
 //
 // Every child runs in its own process group and dies with the supervisor (PR_SET_PDEATHSIG), so
-// a killed launcher does not leave ranks waiting in a collective.  With watch_stdin the
-// supervisor also stops everything when its standard input closes: a node launcher started
-// over ssh sees that when the launcher on the first machine (or its ssh) is gone.
+// a killed launcher does not leave ranks waiting in a collective.  With watch_stdin and
+// watch_output the supervisor also stops everything when its standard input closes or its
+// standard output's reader goes away: a node launcher started over ssh or pdsh sees that when
+// the launcher on the first machine (or its ssh, or pdsh) is gone.
 #ifndef ZEROTRAIN_TOOLS_LAUNCHER_SUPERVISOR_H_
 #define ZEROTRAIN_TOOLS_LAUNCHER_SUPERVISOR_H_
 
@@ -21,21 +22,24 @@
 namespace zt::launch {
 
 struct Child {
-  std::string label;              // "rank 3", "node 1 (host2)": who failed, in messages
-  std::string prefix;             // put before every output line ("[rank3] "); lines that already
-                                  // start with "[rank" (a node launcher's) pass unchanged
-  std::vector<std::string> argv;  // argv[0]: an absolute path (no PATH search here)
-  std::vector<std::string> env;   // the whole environment, "NAME=value"
-  std::string cwd;                // "" keeps the supervisor's
-  bool stdin_pipe = false;        // stdin is a pipe held open until the child ends or is to stop:
-                                  // stopping closes it instead of signalling (ssh to a node
-                                  // launcher), SIGKILL after the grace; otherwise /dev/null
-  std::string log_path;           // also append the child's output, unprefixed, here ("" = no)
+  std::string label;                  // "rank 3", "node 1 (host2)": who failed, in messages
+  std::string prefix;                 // put before every output line ("[rank3] "); lines that already
+                                      // start with "[rank" (a node launcher's) pass unchanged
+  std::vector<std::string> argv;      // argv[0]: an absolute path (no PATH search here)
+  std::vector<std::string> env;       // the whole environment, "NAME=value"
+  std::string cwd;                    // "" keeps the supervisor's
+  bool stdin_pipe = false;            // stdin is a pipe held open until the child ends or is to stop:
+                                      // stopping closes it instead of signalling (ssh to a node
+                                      // launcher), SIGKILL after the grace; otherwise /dev/null
+  bool stop_on_failure_line = false;  // a rank-failure line in its output fails the job at once
+                                      // (pdsh, which runs every node and stops none)
+  std::string log_path;               // also append the child's output, unprefixed, here ("" = no)
 };
 
 struct SuperviseOptions {
   absl::Duration grace = absl::Seconds(5);  // SIGTERM -> SIGKILL when stopping children
   bool watch_stdin = false;                 // stdin closing stops everything (node launcher)
+  bool watch_output = false;                // so does stdout's reader going away (ssh, pdsh)
   std::string name = "launch";              // how messages begin
 };
 

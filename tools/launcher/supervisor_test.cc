@@ -147,6 +147,45 @@ TEST(Supervise, StopsWhenItsStdinCloses) {
   EXPECT_THAT(r.err, HasSubstr("standard input closed"));
 }
 
+TEST(Supervise, StopsWhenItsOutputsReaderGoesAway) {
+  // stdout is a pipe nobody reads after 300 ms (an ssh session that closed under a node launcher).
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  fflush(stdout);
+  const int saved_out = dup(1);
+  dup2(p[1], 1);
+  close(p[1]);
+  std::thread closer([r = p[0]] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    close(r);
+  });
+  SuperviseOptions o;
+  o.watch_output = true;
+  const auto t0 = std::chrono::steady_clock::now();
+  const Outcome out = Supervise({Shell("rank0", "sleep 60")}, o);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  closer.join();
+  dup2(saved_out, 1);
+  close(saved_out);
+  EXPECT_EQ(out.exit_code, 128 + SIGTERM);
+  EXPECT_LT(seconds, 10);
+}
+
+TEST(Supervise, ARanksFailureLineStopsAChildThatRunsManyNodes) {
+  // pdsh runs every node and stops none: the node launcher's failure line fails the job.
+  Child pdsh = Shell("pdsh", "echo 'h2: launch (h2): rank 2 on h2 (pid 1) failed with exit code 9'; sleep 60");
+  pdsh.stop_on_failure_line = true;
+  const Finished r = Captured({pdsh});
+  EXPECT_EQ(r.outcome.exit_code, 9);
+  EXPECT_EQ(r.outcome.failed_child, 0);
+  EXPECT_LT(r.seconds, 10);
+  EXPECT_THAT(r.err, HasSubstr("pdsh passed on a rank's failure"));
+  Child killed =
+      Shell("pdsh", "echo 'h2: launch (h2): rank 2 on h2 (pid 1) was killed by signal 9 (Killed)'; sleep 60");
+  killed.stop_on_failure_line = true;
+  EXPECT_EQ(Captured({killed}).outcome.exit_code, 137);
+}
+
 TEST(Supervise, AProgramThatCannotStartFailsWith127) {
   Child bad;
   bad.label = "rank0";
