@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/comm/communicator.h"
+#include "core/comm/free_port.h"
 #include "core/comm/rank_env.h"
 #include "gtest/gtest.h"
 
@@ -50,17 +51,7 @@ int ChildMain() {
   return ok ? 0 : 4;
 }
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
+using ::zt::testing::FreePort;
 
 // Starts kWorld children with the launcher variables and `extra`, and waits for them.
 void RunChildren(int port, const std::vector<std::string>& extra) {

@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/comm/communicator.h"
+#include "core/comm/free_port.h"
 #include "core/comm/rank_env.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -23,17 +24,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
+using ::zt::testing::FreePort;
 
 // Rank `rank` of a world of 2 on this host, whose peer never starts.
 CommOptions AloneOfTwo(int rank, int port, std::chrono::milliseconds limit) {

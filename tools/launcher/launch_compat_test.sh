@@ -8,32 +8,9 @@
 # say SKIPPED and why.
 set -uo pipefail
 
-runfiles="${TEST_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}"
-launch="$runfiles/zerotrain/tools/launch"
-probe="$runfiles/zerotrain/tools/launcher/launch_probe"
-tmp="${TEST_TMPDIR:-$(mktemp -d)}"
-export ZT_LOG_LEVEL=warning ZT_RENDEZVOUS_TIMEOUT_S=60
-failures=0
-case_name=""
-
-fail() {
-  echo "FAIL [$case_name]: $*" >&2
-  echo "--- output" >&2
-  tail -25 "$tmp/log" >&2
-  failures=$((failures + 1))
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("",0)); print(s.getsockname()[1])'; }
-close() {
-  python3 - "$1" "$2" <<'PY'
-import sys
-a, b = ([float(x) for x in open(p).read().split()] for p in sys.argv[1:])
-if len(a) != len(b) or not a:
-    sys.exit(f"{len(a)} values vs {len(b)}")
-worst = max(abs(x - y) for x, y in zip(a, b))
-if worst > 1e-5:
-    sys.exit(f"max difference {worst}")
-PY
-}
+# shellcheck source=tools/launcher/test_lib.sh
+source "$(dirname "$0")/test_lib.sh"
+export ZT_RENDEZVOUS_TIMEOUT_S=60
 
 "$probe" --stage 2 --steps 4 --out "$tmp/one.txt" >"$tmp/log" 2>&1 || fail "the one-process run failed"
 
@@ -87,8 +64,4 @@ else
   close "$tmp/one.txt" "$tmp/mpi.txt" || fail "parameters differ from one process"
 fi
 
-if ((failures > 0)); then
-  echo "$failures check(s) failed"
-  exit 1
-fi
-echo "all compatibility checks passed"
+finish_tests "all compatibility checks passed"

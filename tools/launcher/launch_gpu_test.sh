@@ -5,33 +5,8 @@
 # middle of NCCL training ends the job within 60 s.
 set -uo pipefail
 
-runfiles="${TEST_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}"
-launch="$runfiles/zerotrain/tools/launch"
-probe="$runfiles/zerotrain/tools/launcher/launch_probe"
-tmp="${TEST_TMPDIR:-$(mktemp -d)}"
-export ZT_LOG_LEVEL=warning
-failures=0
-case_name=""
-
-fail() {
-  echo "FAIL [$case_name]: $*" >&2
-  echo "--- output" >&2
-  tail -25 "$tmp/log" >&2
-  failures=$((failures + 1))
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("",0)); print(s.getsockname()[1])'; }
-close() {
-  python3 - "$1" "$2" <<'PY'
-import sys
-a, b = ([float(x) for x in open(p).read().split()] for p in sys.argv[1:])
-if len(a) != len(b) or not a:
-    sys.exit(f"{len(a)} values vs {len(b)}")
-worst = max(abs(x - y) for x, y in zip(a, b))
-print(f"max difference {worst:.3g}")
-if worst > 1e-5:
-    sys.exit(1)
-PY
-}
+# shellcheck source=tools/launcher/test_lib.sh
+source "$(dirname "$0")/test_lib.sh"
 
 gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
 if ((gpus == 0)); then
@@ -86,8 +61,4 @@ if ((gpus >= 2)); then
   kill -0 "$(cat "$tmp/pids/rank_0.pid")" 2>/dev/null && fail "rank 0 is still running"
 fi
 
-if ((failures > 0)); then
-  echo "$failures check(s) failed"
-  exit 1
-fi
-echo "all GPU launcher checks passed"
+finish_tests "all GPU launcher checks passed"

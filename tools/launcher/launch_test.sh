@@ -6,21 +6,8 @@
 # timeout; bad input is refused with a clear message.
 set -uo pipefail
 
-runfiles="${TEST_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}"
-launch="$runfiles/zerotrain/tools/launch"
-probe="$runfiles/zerotrain/tools/launcher/launch_probe"
-tmp="${TEST_TMPDIR:-$(mktemp -d)}"
-export ZT_LOG_LEVEL=warning
-failures=0
-case_name=""
-
-fail() {
-  echo "FAIL [$case_name]: $*" >&2
-  echo "--- output" >&2
-  tail -25 "$tmp/log" >&2
-  failures=$((failures + 1))
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("",0)); print(s.getsockname()[1])'; }
+# shellcheck source=tools/launcher/test_lib.sh
+source "$(dirname "$0")/test_lib.sh"
 # run ARGS...: the launcher, output in $tmp/log, exit code in $rc.
 run() {
   timeout 120 "$launch" "$@" >"$tmp/log" 2>&1
@@ -28,18 +15,6 @@ run() {
 }
 expect_rc() { [[ $rc == "$1" ]] || fail "exit code $rc, want $1"; }
 expect_log() { grep -qF -- "$1" "$tmp/log" || fail "output lacks: $1"; }
-# close FILE_A FILE_B: the same numbers, one per line, within 1e-5.
-close() {
-  python3 - "$1" "$2" <<'PY'
-import sys
-a, b = ([float(x) for x in open(p).read().split()] for p in sys.argv[1:])
-if len(a) != len(b) or not a:
-    sys.exit(f"{len(a)} values vs {len(b)}")
-worst = max(abs(x - y) for x, y in zip(a, b))
-if worst > 1e-5:
-    sys.exit(f"max difference {worst}")
-PY
-}
 # all_gone DIR: no pid of DIR/rank_*.pid is alive (waits up to 10 s for them to end).
 all_gone() {
   local f pid deadline=$((SECONDS + 10))
@@ -189,8 +164,4 @@ kill "$holder" 2>/dev/null
 expect_rc 1
 expect_log "MASTER_PORT $busy is already in use"
 
-if ((failures > 0)); then
-  echo "$failures check(s) failed"
-  exit 1
-fi
-echo "all launcher checks passed"
+finish_tests "all launcher checks passed"
