@@ -263,8 +263,10 @@ int RunNode(const Job& job, int node, const Options& o, const std::string& progr
     }
   }
   std::vector<Child> children;
+  std::string devices = "CPU processes";
   for (int local = 0; local < static_cast<int>(slots.size()); ++local) {
     EnvList set = RankEnv(job, node, local, map_visible && visible_from_env ? visible : std::vector<std::string>{});
+    if (!job.cpu) devices = absl::StrCat("CUDA_VISIBLE_DEVICES=", set.back().second);
     if (RunsPython(rank_options)) set.emplace_back("PYTHONUNBUFFERED", "1");
     const std::string rank = set[0].second;
     Child c;
@@ -281,10 +283,9 @@ int RunNode(const Job& job, int node, const Options& o, const std::string& progr
   so.watch_stdin = o.watch_stdin;
   so.watch_output = o.watch_output;
   if (multi) so.name = absl::StrCat("launch (", host, ")");
-  Note(absl::StrCat(
-      multi ? absl::StrCat("node ", node, " (", host, "): ") : "", slots.size(), " rank(s), ",
-      job.cpu ? "CPU processes" : absl::StrCat("CUDA_VISIBLE_DEVICES=", RankEnv(job, node, 0, {}).back().second),
-      ", world size ", TotalSlots(job.resources), ", MASTER_ADDR=", job.master_addr, " MASTER_PORT=", job.master_port));
+  Note(absl::StrCat(multi ? absl::StrCat("node ", node, " (", host, "): ") : "", slots.size(), " rank(s), ", devices,
+                    ", world size ", TotalSlots(job.resources), ", MASTER_ADDR=", job.master_addr,
+                    " MASTER_PORT=", job.master_port));
   return Supervise(children, so).exit_code;
 }
 
