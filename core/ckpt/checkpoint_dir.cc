@@ -550,6 +550,72 @@ absl::Status CheckpointWriter::FinishFile(FileSink file) {
   return absl::OkStatus();
 }
 
+absl::Status CheckpointWriter::AddWrittenFile(const FileEntry& file) {
+  RETURN_IF_ERROR(CheckActive());
+  if (const std::string why = BadNameReason(file.name()); !why.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("checkpoint file name \"", absl::CEscape(file.name()), "\" ", why));
+  }
+  if (file.rank() < -1 || file.rank() >= options_.world_size) {
+    return absl::InvalidArgumentError(absl::StrCat("checkpoint file \"", file.name(), "\": rank ", file.rank(),
+                                                   " outside [-1, ", options_.world_size, ")"));
+  }
+  for (const FileEntry& f : manifest_.files()) {
+    if (f.name() == file.name()) {
+      return absl::AlreadyExistsError(absl::StrCat(JoinPath(staging_dir_, file.name()), ": written already"));
+    }
+  }
+  const std::string path = JoinPath(staging_dir_, file.name());
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return ErrnoError(errno, "stat", path);
+  if (static_cast<uint64_t>(st.st_size) != file.size()) {
+    return absl::DataLossError(absl::StrCat(path, ": ", st.st_size, " bytes on disk, but its writer (rank ",
+                                            file.rank(), ") sent ", file.size()));
+  }
+  *manifest_.add_files() = file;
+  return absl::OkStatus();
+}
+
+std::string StagingDirName(const std::string& save_dir, int64_t step, int64_t writer_pid) {
+  return absl::StrCat(JoinPath(StripTrailingSlashes(save_dir), StepDirName(step)), kTmpMarker, writer_pid);
+}
+
+absl::StatusOr<FileSink> OpenStagedFile(const std::string& staging_dir, const std::string& name, int32_t rank,
+                                        std::function<void(absl::string_view)> before_each_write_step) {
+  if (const std::string why = BadNameReason(name); !why.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("checkpoint file name \"", absl::CEscape(name), "\" ", why));
+  }
+  if (!IsDirectory(staging_dir)) {
+    return absl::NotFoundError(absl::StrCat(staging_dir, ": no such staging directory (rank 0 creates it)"));
+  }
+  FileSink file;
+  file.dir_ = staging_dir;
+  file.name_ = name;
+  file.rank_ = rank;
+  file.before_each_write_step_ = std::move(before_each_write_step);
+  const std::string tmp = absl::StrCat(JoinPath(staging_dir, name), TmpSuffix());
+  RunHook(file.before_each_write_step_, "create", tmp);
+  file.fd_ = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (file.fd_ < 0) return ErrnoError(errno, "create", tmp);
+  file.tmp_path_ = tmp;
+  return file;
+}
+
+absl::StatusOr<FileEntry> FinishStagedFile(FileSink file) {
+  RETURN_IF_ERROR(file.error_);
+  if (file.fd_ < 0) {
+    return absl::FailedPreconditionError(absl::StrCat("checkpoint file \"", file.name_, "\" is finished already"));
+  }
+  const int fd = std::exchange(file.fd_, -1);
+  RETURN_IF_ERROR(SyncAndRename(fd, file.tmp_path_, file.dir_, file.name_, file.before_each_write_step_));
+  file.tmp_path_.clear();
+  FileEntry entry;
+  entry.set_name(file.name_);
+  entry.set_size(file.size_);
+  entry.set_crc32c(file.crc_);
+  entry.set_rank(file.rank_);
+  return entry;
+}
+
 absl::Status CheckpointWriter::AddTensor(TensorEntry tensor) {
   RETURN_IF_ERROR(CheckActive());
   if (const std::string why = TensorProblem(tensor, options_.world_size); !why.empty()) {
@@ -638,7 +704,7 @@ absl::Status CheckpointWriter::Abort() {
 
 absl::StatusOr<CheckpointReader> CheckpointReader::OpenStepDir(const std::string& dir,
                                                                std::optional<int64_t> expected_step,
-                                                               const std::string& via) {
+                                                               const std::string& via, bool verify_files) {
   const std::string context = via.empty() ? "" : absl::StrCat(" (", via, " names this checkpoint)");
   const auto lost = [&context](absl::string_view message) {
     return absl::DataLossError(absl::StrCat(message, context));
@@ -690,6 +756,7 @@ absl::StatusOr<CheckpointReader> CheckpointReader::OpenStepDir(const std::string
         absl::StrCat(manifest_path, ": global_step ", m.global_step(), " in a directory for step ", *expected_step));
   }
   for (int i = 0; i < m.files_size(); ++i) reader.file_index_.emplace(m.files(i).name(), i);
+  if (!verify_files) return reader;
   if (absl::Status verified = reader.Verify(); !verified.ok()) {
     return absl::Status(verified.code(), absl::StrCat(verified.message(), "; nothing was loaded", context));
   }
@@ -708,6 +775,10 @@ absl::Status CheckpointReader::Verify() const {
   }
   if (problems.empty()) return absl::OkStatus();
   return absl::Status(code, absl::StrJoin(problems, "; "));
+}
+
+absl::Status CheckpointReader::VerifyFile(absl::string_view name) const {
+  return ReadFileInChunks(name, kIoChunk, [](absl::string_view) { return absl::OkStatus(); });
 }
 
 const FileEntry* CheckpointReader::FindFile(absl::string_view name) const {
@@ -777,13 +848,24 @@ absl::Status CheckpointReader::ReadFileInChunks(absl::string_view name, std::siz
 }
 
 absl::StatusOr<std::string> CheckpointReader::ReadTensorBytes(const TensorEntry& tensor) const {
-  const FileEntry* f = FindFile(tensor.file());
-  if (f == nullptr) {
-    return absl::NotFoundError(absl::StrCat(step_dir_, ": ", kManifestFile, " lists no file \"", tensor.file(), "\""));
+  absl::StatusOr<std::string> bytes = ReadFileRange(tensor.file(), tensor.offset(), tensor.nbytes());
+  if (absl::IsOutOfRange(bytes.status())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(JoinPath(step_dir_, tensor.file()), ": ", TensorLabel(tensor), " runs past the file's end"));
   }
-  const std::string path = JoinPath(step_dir_, tensor.file());
-  if (tensor.offset() > f->size() || tensor.nbytes() > f->size() - tensor.offset()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": ", TensorLabel(tensor), " runs past the file's end"));
+  return bytes;
+}
+
+absl::StatusOr<std::string> CheckpointReader::ReadFileRange(absl::string_view name, uint64_t offset,
+                                                            uint64_t nbytes) const {
+  const FileEntry* f = FindFile(name);
+  if (f == nullptr) {
+    return absl::NotFoundError(absl::StrCat(step_dir_, ": ", kManifestFile, " lists no file \"", name, "\""));
+  }
+  const std::string path = JoinPath(step_dir_, name);
+  if (offset > f->size() || nbytes > f->size() - offset) {
+    return absl::OutOfRangeError(
+        absl::StrCat(path, ": bytes [", offset, ", ", offset + nbytes, ") run past its ", f->size()));
   }
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.fd < 0 && errno == ENOENT) {
@@ -796,16 +878,16 @@ absl::StatusOr<std::string> CheckpointReader::ReadTensorBytes(const TensorEntry&
     return absl::DataLossError(absl::StrCat(path, ": ", st.st_size, " bytes, but ", kManifestFile, " says ", f->size(),
                                             " (changed since it was checked)"));
   }
-  std::string out(tensor.nbytes(), '\0');
+  std::string out(nbytes, '\0');
   uint64_t done = 0;
   while (done < out.size()) {
-    const ssize_t n = ::pread(fd.fd, out.data() + done, out.size() - done, static_cast<off_t>(tensor.offset() + done));
+    const ssize_t n = ::pread(fd.fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       return absl::DataLossError(
-          absl::StrCat(path, ": read failed at byte ", tensor.offset() + done, ": ", std::strerror(errno)));
+          absl::StrCat(path, ": read failed at byte ", offset + done, ": ", std::strerror(errno)));
     }
-    if (n == 0) return absl::DataLossError(absl::StrCat(path, ": ended at byte ", tensor.offset() + done));
+    if (n == 0) return absl::DataLossError(absl::StrCat(path, ": ended at byte ", offset + done));
     done += static_cast<uint64_t>(n);
   }
   return out;
@@ -813,7 +895,11 @@ absl::StatusOr<std::string> CheckpointReader::ReadTensorBytes(const TensorEntry&
 
 // ---- Opening, listing, rotating ------------------------------------------------------------
 
-absl::StatusOr<CheckpointReader> OpenCheckpoint(const std::string& path_in) {
+absl::StatusOr<CheckpointReader> OpenCheckpoint(const std::string& path) {
+  return OpenCheckpoint(path, OpenCheckpointOptions{});
+}
+
+absl::StatusOr<CheckpointReader> OpenCheckpoint(const std::string& path_in, const OpenCheckpointOptions& options) {
   const std::string path = StripTrailingSlashes(path_in);
   if (!PathExists(path)) return absl::NotFoundError(absl::StrCat(path, ": no such checkpoint or save directory"));
   if (!IsDirectory(path)) return absl::InvalidArgumentError(absl::StrCat(path, ": not a directory"));
@@ -823,12 +909,12 @@ absl::StatusOr<CheckpointReader> OpenCheckpoint(const std::string& path_in) {
     if (!IsDirectory(dir)) {
       return absl::DataLossError(absl::StrCat(latest.path, " names ", latest.tag, ", but ", dir, " does not exist"));
     }
-    return CheckpointReader::OpenStepDir(dir, latest.step, latest.path);
+    return CheckpointReader::OpenStepDir(dir, latest.step, latest.path, options.verify_files);
   }
   const absl::string_view base = Basename(path);
   if (PathExists(JoinPath(path, kManifestFile)) || PathExists(JoinPath(path, kManifestCrcFile)) ||
       ParseStepDirName(base).has_value() || absl::StrContains(base, kTmpMarker)) {
-    return CheckpointReader::OpenStepDir(path, ParseStepDirName(base), "");
+    return CheckpointReader::OpenStepDir(path, ParseStepDirName(base), "", options.verify_files);
   }
   absl::StatusOr<std::vector<int64_t>> steps = ListCheckpointSteps(path);
   if (steps.ok() && !steps->empty()) {

@@ -75,7 +75,10 @@ std::string StepDirName(int64_t step);
 std::optional<int64_t> ParseStepDirName(absl::string_view name);
 
 class CheckpointReader;
+struct OpenCheckpointOptions;
 [[nodiscard]] absl::StatusOr<CheckpointReader> OpenCheckpoint(const std::string& path);  // below
+[[nodiscard]] absl::StatusOr<CheckpointReader> OpenCheckpoint(const std::string& path,
+                                                              const OpenCheckpointOptions& options);
 
 struct CheckpointWriterOptions {
   // Recorded in the manifest.  File and tensor ranks lie in [-1, world_size); -1 is shared.
@@ -109,6 +112,9 @@ class FileSink {
 
  private:
   friend class CheckpointWriter;
+  friend absl::StatusOr<FileSink> OpenStagedFile(const std::string&, const std::string&, int32_t,
+                                                 std::function<void(absl::string_view)>);
+  friend absl::StatusOr<FileEntry> FinishStagedFile(FileSink file);
   FileSink() = default;
   void Discard();
 
@@ -145,6 +151,9 @@ class CheckpointWriter {
   // The streaming form: Append to the sink, then FinishFile.
   [[nodiscard]] absl::StatusOr<FileSink> OpenFile(const std::string& name, int32_t rank);
   [[nodiscard]] absl::Status FinishFile(FileSink file);
+  // Records a file another process (a rank of a multi-process job) wrote into staging_dir()
+  // with OpenStagedFile/FinishStagedFile; its size is checked against the disk now.
+  [[nodiscard]] absl::Status AddWrittenFile(const FileEntry& file);
 
   // Records where a tensor's bytes are.  Checked now on its own (dtype, shape, slice, nbytes,
   // rank) and at Commit against the files and the other entries of its name.
@@ -179,6 +188,16 @@ class CheckpointWriter {
   bool active_ = false;
 };
 
+// Several processes writing one checkpoint (a job's ranks): rank 0 Begins and tells the others
+// its process id; each writes its own files into the staging directory with these, crash-safely
+// as FileSink does, and sends rank 0 the FileEntry, which it records with AddWrittenFile before
+// Commit.
+std::string StagingDirName(const std::string& save_dir, int64_t step, int64_t writer_pid);
+[[nodiscard]] absl::StatusOr<FileSink> OpenStagedFile(
+    const std::string& staging_dir, const std::string& name, int32_t rank,
+    std::function<void(absl::string_view step)> before_each_write_step = nullptr);
+[[nodiscard]] absl::StatusOr<FileEntry> FinishStagedFile(FileSink file);
+
 // A checkpoint step whose manifest and files have all been checked.
 class CheckpointReader {
  public:
@@ -189,6 +208,8 @@ class CheckpointReader {
   // Checks every file's size and CRC-32C against the manifest again (OpenCheckpoint already
   // did); kDataLoss naming each bad file.
   [[nodiscard]] absl::Status Verify() const;
+  // The same for one file: kNotFound if the manifest lists no such file, else kDataLoss naming it.
+  [[nodiscard]] absl::Status VerifyFile(absl::string_view name) const;
 
   // nullptr when the manifest has no such file.
   const FileEntry* FindFile(absl::string_view name) const;
@@ -204,24 +225,35 @@ class CheckpointReader {
   // The bytes of one tensor entry (a range of its file, covered by the check at open: a range
   // has no checksum of its own).
   [[nodiscard]] absl::StatusOr<std::string> ReadTensorBytes(const TensorEntry& tensor) const;
+  // Bytes [offset, offset + nbytes) of a file the manifest lists (not checksummed on their own:
+  // VerifyFile, or an OpenCheckpoint that verified files, vouches for them).
+  [[nodiscard]] absl::StatusOr<std::string> ReadFileRange(absl::string_view name, uint64_t offset,
+                                                          uint64_t nbytes) const;
 
  private:
-  friend absl::StatusOr<CheckpointReader> OpenCheckpoint(const std::string& path);
+  friend absl::StatusOr<CheckpointReader> OpenCheckpoint(const std::string& path, const OpenCheckpointOptions& options);
   CheckpointReader() = default;
   // `expected_step`: the step the directory's name or `latest` promises; `via`: the `latest`
   // file that led here ("" if none), named in errors.
   static absl::StatusOr<CheckpointReader> OpenStepDir(const std::string& dir, std::optional<int64_t> expected_step,
-                                                      const std::string& via);
+                                                      const std::string& via, bool verify_files);
 
   std::string step_dir_;
   Manifest manifest_;
   std::map<std::string, int, std::less<>> file_index_;  // name -> manifest_.files(i)
 };
 
+struct OpenCheckpointOptions {
+  // false: only the manifest is checked at open; the caller runs VerifyFile on each file it
+  // reads before using its bytes (a rank of a job reads only its own files).
+  bool verify_files = true;
+};
+
 // `path` is a step directory, or a save directory whose `latest` names one.  Checks the
 // manifest's own checksum, then the manifest's consistency, then every file's size and CRC-32C
 // before returning: a truncated, bit-flipped or missing file is kDataLoss naming it.
-[[nodiscard]] absl::StatusOr<CheckpointReader> OpenCheckpoint(const std::string& path);
+[[nodiscard]] absl::StatusOr<CheckpointReader> OpenCheckpoint(const std::string& path,
+                                                              const OpenCheckpointOptions& options);
 
 // The steps of the complete (manifest present) global_stepN directories in save_dir, ascending.
 // Their files are not checked.  kNotFound if save_dir does not exist.

@@ -302,6 +302,7 @@ absl::Status Engine::Flatten() {
     const at::Tensor& p = item.value();
     if (!p.requires_grad()) continue;
     params_.push_back(p);
+    param_names_.push_back(item.key());
     numels.push_back(p.numel());
     fp.Add(item.key()).Add(static_cast<std::int64_t>(p.scalar_type()));
     for (std::int64_t d : p.sizes()) fp.Add(d);

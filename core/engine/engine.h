@@ -30,6 +30,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -38,6 +39,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/comm/communicator.h"
 #include "core/config/config.h"
 #include "core/engine/model.h"
@@ -74,6 +76,31 @@ class GatheredParameters {
   bool released_ = false;
 };
 
+// Engine::SaveCheckpoint's options.
+struct SaveCheckpointOptions {
+  // The job's own state (JSON: data position, history), handed back by LoadCheckpoint.
+  std::string client_state;
+  // Written by rank 0 into the step directory beside the shards (the model's config.json).
+  std::map<std::string, std::string> files;
+  // Parameter name -> the name tools/zero_to_fp32 writes it under (HF's names); unlisted
+  // names are written as they are.
+  std::map<std::string, std::string> export_names;
+  bool update_latest = true;
+  // Keep the newest `keep` step directories in save_dir (and the one `latest` names); 0 keeps all.
+  int keep = 0;
+  // Crash tests: called on rank 0 before every disk-changing step (CheckpointWriterOptions).
+  std::function<void(absl::string_view step)> before_each_write_step;
+};
+
+// What Engine::LoadCheckpoint found.
+struct LoadedCheckpoint {
+  std::string step_dir;
+  std::int64_t global_step = 0;
+  int saved_world_size = 1;
+  int saved_stage = 0;
+  std::string client_state;
+};
+
 struct EngineOptions {
   // Where the model trains; default: cuda:<local rank> with the NCCL backend, else the CPU.
   std::optional<at::Device> device;
@@ -103,6 +130,21 @@ class Engine {
   // Returns once every rank got here.  At stage 3 ranks waiting here keep serving the others'
   // gathers, so ranks that ran different forward code (generation lengths) meet again.
   [[nodiscard]] absl::Status Barrier();
+  // --- checkpoints (engine_checkpoint.cc) --------------------------------------------------
+  // Writes SAVE_DIR/global_step<global_steps()>/ and points SAVE_DIR/latest at it
+  // (core/ckpt/checkpoint_dir.h: crash-safe, checksummed).  Each rank writes its partition of
+  // the 16-bit parameters, fp32 master weights and Adam moments (stage 0: rank 0 holds them all)
+  // and its RNG states; rank 0 adds the manifest with the partition map, the engine's counters,
+  // LR schedule and loss scaler, and options.client_state.  Every rank calls it at the same
+  // accumulation boundary; the save directory must be one filesystem all ranks see.
+  [[nodiscard]] absl::Status SaveCheckpoint(const std::string& save_dir, const SaveCheckpointOptions& options = {});
+  // Loads a checkpoint (a step directory, or a save directory with `latest`) saved at any world
+  // size and ZeRO stage: each rank reads the slices of its own partition from whichever ranks'
+  // files hold them, after checking those files' checksums.  Nothing changes unless every rank
+  // read everything it needs; then training continues exactly where the saved run was (the
+  // same world size and stage continue bit for bit).  Every rank calls it at the same point.
+  absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& path);
+
   // Ends training: a barrier, then the engine lets go of the model.  Call it on every rank
   // before shutting the communicator down.
   [[nodiscard]] absl::Status Shutdown();
@@ -147,6 +189,23 @@ class Engine {
   absl::Status ReloadMaster();
   absl::Status CreateIoEngine();  // from the "aio" block, once
   absl::Status Flatten();
+  // A rank's optimizer partition as pieces of the named trainable parameters: piece elements
+  // [begin, end) of parameter `param` sit at [offset, ...) of the partition (engine_checkpoint.cc).
+  struct StatePiece {
+    int param = 0;
+    std::int64_t begin = 0, end = 0, offset = 0;
+  };
+  struct StateMap {
+    std::vector<std::string> names;
+    std::vector<std::vector<std::int64_t>> shapes;
+    std::vector<StatePiece> pieces;
+    std::int64_t size = 0;  // the partition's length
+  };
+  StateMap MapState(int rank) const;
+  // Partition values in host memory for one kind (0 parameters, 1 master, 2 exp_avg,
+  // 3 exp_avg_sq), `host` holding the offloaded state when there is some.
+  absl::StatusOr<at::Tensor> PartitionValues(int kind, const HostAdam::State* host);
+  absl::Status InstallPartition(const std::vector<at::Tensor>& values, std::int64_t optimizer_steps);
   absl::Status ReleaseGathered(int modifier_rank);
   absl::Status AllGatherUpdated();
   absl::Status ApplyStep();
@@ -159,6 +218,7 @@ class Engine {
   at::ScalarType compute_dtype_ = at::kFloat;
 
   std::vector<at::Tensor> params_;
+  std::vector<std::string> param_names_;  // stages 0-2: of params_
   FlatLayout layout_;
   at::Tensor flat_;                       // [padded] compute dtype: the parameters are views of it
   at::Tensor opt_params_;                 // compute dtype: the partition the optimizer updates

@@ -31,6 +31,24 @@ ops::AdamStep MakeAdamStep(const AdamConfig& config, double lr, double beta1, do
   return s;
 }
 
+absl::Status AdamShard::Restore(const at::Tensor& master, const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq,
+                                std::int64_t step) {
+  for (const at::Tensor* t : {&master, &exp_avg, &exp_avg_sq}) {
+    if (t->numel() != master_.numel()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("AdamShard: restoring ", t->numel(), " values into a shard of ", master_.numel()));
+    }
+  }
+  if (step < 0) return absl::InvalidArgumentError(absl::StrCat("AdamShard: restoring step ", step));
+  absl::Status s = CallTorch("restore the optimizer state", [&] {
+    master_.copy_(master.reshape({-1}));
+    exp_avg_.copy_(exp_avg.reshape({-1}));
+    exp_avg_sq_.copy_(exp_avg_sq.reshape({-1}));
+  });
+  if (s.ok()) step_ = step;
+  return s;
+}
+
 absl::Status AdamShard::Step(const at::Tensor& grad, double lr, double beta1, double beta2, float grad_scale) {
   if (grad.numel() != master_.numel() || grad.scalar_type() != at::kFloat || !grad.is_contiguous()) {
     return absl::InvalidArgumentError(absl::StrCat("AdamShard: gradient of ", grad.numel(), " ",

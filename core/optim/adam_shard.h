@@ -35,6 +35,10 @@ class AdamShard {
   const at::Tensor& exp_avg() const { return exp_avg_; }
   const at::Tensor& exp_avg_sq() const { return exp_avg_sq_; }
   std::int64_t step_count() const { return step_; }
+  // Resume from a checkpoint: the master weights, moments (fp32, the shard's size, any device)
+  // and the number of updates taken.
+  [[nodiscard]] absl::Status Restore(const at::Tensor& master, const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq,
+                                     std::int64_t step);
 
  private:
   at::Tensor master_;

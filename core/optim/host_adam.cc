@@ -347,6 +347,40 @@ absl::StatusOr<HostAdam::State> HostAdam::ReadState() {
   return st;
 }
 
+absl::Status HostAdam::RestoreState(const State& state, std::int64_t step) {
+  for (const at::Tensor* t : {&state.master, &state.exp_avg, &state.exp_avg_sq}) {
+    if (t->numel() != n_) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("HostAdam: restoring ", t->numel(), " values into a shard of ", n_));
+    }
+  }
+  if (step < 0) return absl::InvalidArgumentError(absl::StrCat("HostAdam: restoring step ", step));
+  RETURN_IF_ERROR(CallTorch("restore the offloaded optimizer state", [&] {
+    if (!swapped()) {
+      master_.copy_(state.master.reshape({-1}));
+      exp_avg_.copy_(state.exp_avg.reshape({-1}));
+      exp_avg_sq_.copy_(state.exp_avg_sq.reshape({-1}));
+      return;
+    }
+    FlushSwap();
+    const std::int64_t n = n_, chunk = this->chunk();
+    const std::uint64_t region = static_cast<std::uint64_t>(stride_);
+    SwapBuffer& b = bufs_[0];
+    for (std::int64_t off = 0; off < n; off += chunk) {
+      const std::int64_t len = std::min(chunk, n - off);
+      float* base = static_cast<float*>(b.mem.data());
+      std::memset(base, 0, 3 * region);
+      at::from_blob(base, {len}, at::kFloat).copy_(state.master.reshape({-1}).narrow(0, off, len));
+      at::from_blob(base + stride_ / 4, {len}, at::kFloat).copy_(state.exp_avg.reshape({-1}).narrow(0, off, len));
+      at::from_blob(base + stride_ / 2, {len}, at::kFloat).copy_(state.exp_avg_sq.reshape({-1}).narrow(0, off, len));
+      WaitSwap(options_.swap->io->Write(swap_file_->file(), base, 3 * region, off / chunk * 3 * region));
+    }
+    fresh_ = false;
+  }));
+  step_ = step;
+  return absl::OkStatus();
+}
+
 absl::Status HostAdam::SetMaster(const at::Tensor& values) {
   return CallTorch("set master weights", [&] {
     if (!swapped()) {

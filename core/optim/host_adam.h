@@ -102,6 +102,9 @@ class HostAdam {
   };
   // The whole state, wherever it lives (swap file or host memory).
   [[nodiscard]] absl::StatusOr<State> ReadState();
+  // Resume from a checkpoint: the whole state (host fp32, the shard's size) and the number of
+  // updates taken, written wherever it lives.  The parameters are not touched.
+  [[nodiscard]] absl::Status RestoreState(const State& state, std::int64_t step);
   bool swapped() const { return swap_file_.has_value(); }
   const io::SwapFile* swap_file() const { return swap_file_ ? &*swap_file_ : nullptr; }
   // Bytes of swap file a shard of n elements needs with sub-groups of chunk_elems.

@@ -4,6 +4,8 @@
 //   EXPECT_THAT(Config::FromJson(text, "t.json"),
 //               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown key")));
 //   EXPECT_THAT(config.RequireImplemented(), IsOk());
+//   ASSERT_OK(engine->Step());
+//   ASSERT_OK_AND_ASSIGN(at::Tensor loss, engine->Forward(batch));
 #ifndef ZEROTRAIN_CORE_UTIL_STATUS_MATCHERS_H_
 #define ZEROTRAIN_CORE_UTIL_STATUS_MATCHERS_H_
 
@@ -40,5 +42,17 @@ MATCHER(IsOk, "is OK") {
 }
 
 }  // namespace zt
+
+#define ASSERT_OK(expr) ASSERT_THAT((expr), ::zt::IsOk())
+#define EXPECT_OK(expr) EXPECT_THAT((expr), ::zt::IsOk())
+// Declares (or assigns) `lhs` from a StatusOr, failing the test (and returning) if it is not OK.
+#define ASSERT_OK_AND_ASSIGN(lhs, expr) \
+  ZT_ASSERT_OK_AND_ASSIGN_IMPL(ZT_MATCHERS_CONCAT(zt_status_or_, __LINE__), lhs, expr)
+#define ZT_MATCHERS_CONCAT_INNER(a, b) a##b
+#define ZT_MATCHERS_CONCAT(a, b) ZT_MATCHERS_CONCAT_INNER(a, b)
+#define ZT_ASSERT_OK_AND_ASSIGN_IMPL(tmp, lhs, expr) \
+  auto tmp = (expr);                                 \
+  ASSERT_THAT(tmp.status(), ::zt::IsOk());           \
+  lhs = *std::move(tmp)
 
 #endif  // ZEROTRAIN_CORE_UTIL_STATUS_MATCHERS_H_

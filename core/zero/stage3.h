@@ -130,6 +130,16 @@ class Stage3 : public UnitFetcher {
   [[nodiscard]] absl::StatusOr<at::Tensor> ShardValues();
   const ParamSwap* param_swap() const { return param_swap_.get(); }
 
+  // What a rank's shards hold (checkpoints): elements [begin, end) of `param`, flattened, sit at
+  // [offset, offset + end - begin) of that rank's master()/grads()/params().  Every rank's
+  // shards have the same length, shard_elems(), so any rank can answer for any other.
+  struct ShardPiece {
+    at::Tensor param;
+    std::int64_t begin = 0, end = 0, offset = 0;
+  };
+  std::vector<ShardPiece> ShardPieces(int rank) const;
+  std::int64_t shard_elems() const;
+
   // Scoped full parameters (the role of DeepSpeed's GatheredParameters); every rank calls them
   // at the same point.  GatherAll gathers every unit and keeps it; ReleaseAll gives them back,
   // first writing modifier_rank's values (>= 0) into every rank's shards and master weights.

@@ -133,6 +133,25 @@ absl::Status Stage3::UpdateShards(std::int64_t offset, const at::Tensor& values)
   return absl::OkStatus();
 }
 
+std::vector<Stage3::ShardPiece> Stage3::ShardPieces(int rank) const {
+  std::vector<ShardPiece> out;
+  for (const auto& u : units_) {
+    const std::int64_t s = u->st->shard_size, lo = rank * s, hi = lo + s;
+    for (std::size_t j = 0; j < u->st->params.size(); ++j) {
+      const std::int64_t b = u->param_offsets[j], e = b + u->st->params[j].numel();
+      const std::int64_t from = std::max(b, lo), to = std::min(e, hi);
+      if (from < to) out.push_back({u->st->params[j], from - b, to - b, u->offset + from - lo});
+    }
+  }
+  return out;
+}
+
+std::int64_t Stage3::shard_elems() const {
+  std::int64_t total = 0;
+  for (const auto& u : units_) total += u->st->shard_size;
+  return total;
+}
+
 absl::StatusOr<at::Tensor> Stage3::ShardValues() {
   if (shard16_.defined()) return shard16_;
   if (param_swap_) RETURN_IF_ERROR(param_swap_->Flush());
