@@ -25,7 +25,8 @@ ABSL_FLAG(std::string, tokenizer_name, "", "spiece.model or a directory holding 
 ABSL_FLAG(int64_t, tokenizer_vocab_size, 8000,
           "pieces of the tokenizer trained on the training text when there is no spiece.model");
 // Data.
-ABSL_FLAG(std::string, dataset_name, "", "dataset name (e.g. wmt16); read from a local copy, a split given as a file replaces its");
+ABSL_FLAG(std::string, dataset_name, "",
+          "dataset name (e.g. wmt16); read from a local copy, a split given as a file replaces its");
 ABSL_FLAG(std::string, dataset_config_name, "", "dataset configuration (e.g. ro-en)");
 ABSL_FLAG(std::string, dataset_config, "", "alias of --dataset_config_name (argparse accepts the prefix)");
 ABSL_FLAG(std::string, train_file, "", "JSON lines {\"translation\": {src: ..., tgt: ...}}");
@@ -68,8 +69,11 @@ ABSL_FLAG(double, warmup_ratio, 0.0, "warmup as a fraction of the steps");
 ABSL_FLAG(std::string, lr_scheduler_type, "linear",
           "linear | cosine | constant | constant_with_warmup (when the DeepSpeed config has no scheduler)");
 ABSL_FLAG(int64_t, logging_steps, 500, "log every N updates");
-ABSL_FLAG(int64_t, save_steps, 500, "write output_dir/checkpoint-N (model and tokenizer) every N updates; 0: none");
+ABSL_FLAG(int64_t, save_steps, 500,
+          "write output_dir/checkpoint-N (HF model, tokenizer and the engine's full state) every N updates; 0: none");
 ABSL_FLAG(int64_t, save_total_limit, -1, "keep only the newest N checkpoint-N directories");
+ABSL_FLAG(std::string, resume_from_checkpoint, "",
+          "continue training from a checkpoint-N directory, or from the newest one in --output_dir with \"latest\"");
 ABSL_FLAG(std::string, eval_strategy, "no", "no | steps | epoch: evaluate during training (with --do_eval)");
 ABSL_FLAG(std::string, evaluation_strategy, "", "older name of --eval_strategy");
 ABSL_FLAG(int64_t, eval_steps, -1, "with --eval_strategy steps: every N updates (default logging_steps)");
@@ -135,6 +139,7 @@ int main(int argc, char** argv) {
   a.save_steps = absl::GetFlag(FLAGS_save_steps);
   a.eval_steps = absl::GetFlag(FLAGS_eval_steps);
   a.save_total_limit = absl::GetFlag(FLAGS_save_total_limit);
+  a.resume_from_checkpoint = absl::GetFlag(FLAGS_resume_from_checkpoint);
   a.eval_strategy = absl::GetFlag(FLAGS_evaluation_strategy).empty() ? absl::GetFlag(FLAGS_eval_strategy)
                                                                      : absl::GetFlag(FLAGS_evaluation_strategy);
   a.seed = absl::GetFlag(FLAGS_seed);

@@ -82,10 +82,51 @@ sys.exit(0 if len(h) >= 3 and h[-1] < h[0] - 0.5 else 1)
 PY
 done
 
+# checkpoint-N holds the engine's whole state: a run resumed from checkpoint-50 logs the same
+# losses, grad norms, learning rates and eval losses (dropout included) and ends with the same
+# weights, byte for byte, as the uninterrupted run.
+for zero in zero2 zero3; do
+  case_name="resume from checkpoint-50 equals the uninterrupted run ($zero)"
+  out="$work/out_$zero"
+  [[ -f "$out/checkpoint-50/latest" ]] || { fail "no engine state in checkpoint-50: $(ls "$out/checkpoint-50")"; continue; }
+  run --deepspeed "$configs/ds_config_$zero.json" --output_dir "resumed_$zero" "${common[@]}" \
+    --resume_from_checkpoint "out_$zero/checkpoint-50"
+  expect_rc 0
+  expect_err "resumed from $out/checkpoint-50/global_step50: step 50"
+  cmp -s "$out/model.safetensors" "$work/resumed_$zero/model.safetensors" || fail "the final weights differ"
+  python3 - "$out" "$work/resumed_$zero" <<'PY' || fail "the histories differ"
+import json, sys
+a, b = (json.load(open(f"{d}/trainer_state.json"))["log_history"] for d in sys.argv[1:])
+t = [json.load(open(f"{d}/all_results.json"))["train_loss"] for d in sys.argv[1:]]
+sys.exit(0 if a == b and t[0] == t[1] else f"{a}\n{b}\n{t}")
+PY
+done
+
+case_name="--resume_from_checkpoint latest continues from the newest checkpoint in --output_dir"
+run --deepspeed "$configs/ds_config_zero3.json" --output_dir out_zero3 "${common[@]}" --resume_from_checkpoint latest
+expect_rc 0
+expect_err "resumed from $work/out_zero3/checkpoint-75/global_step75: step 75"
+
+case_name="a corrupt or missing checkpoint is refused, naming the file"
+cp -r "$work/out_zero2/checkpoint-75" "$work/corrupt"
+python3 - "$work/corrupt/global_step75/zero_rank_00000_states.bin" <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(1000); b = f.read(1); f.seek(1000); f.write(bytes([b[0] ^ 1]))
+PY
+run --deepspeed "$configs/ds_config_zero2.json" --output_dir c1 "${common[@]}" --resume_from_checkpoint corrupt
+expect_rc 1
+expect_err "$work/corrupt/global_step75/zero_rank_00000_states.bin: crc32c"
+expect_err "the file is corrupt"
+run --deepspeed "$configs/ds_config_zero2.json" --output_dir c2 "${common[@]}" --resume_from_checkpoint nowhere
+expect_rc 1
+expect_err "--resume_from_checkpoint nowhere: $work/nowhere does not exist"
+
 case_name="two ranks through //tools:launch (DeepSpeed's launcher flags), ZeRO-2"
 # --num_procs: CPU processes, as the job runs with --use_cpu (a GPU machine has its own test).
 "$launch" --num_procs 2 --master_port $((20000 + RANDOM % 20000)) \
   "$bin" --deepspeed "$configs/ds_config_zero2.json" --output_dir out_2ranks "${common[@]}" --max_train_samples 128 \
+  --save_steps 8 \
   --do_predict --test_file "$wmt/validation.json" --max_predict_samples 11 --use_cpu >"$tmp/out" 2>"$tmp/err"
 echo $? >"$tmp/rc"
 expect_rc 0
@@ -94,6 +135,13 @@ grep -qF "engine: ZeRO stage 2, 2 rank(s)" <(grep -F "[rank0]" "$tmp/err") || fa
 ! grep -F "[rank1]" "$tmp/err" | grep -qF "engine: ZeRO stage" || fail "rank 1 printed what only rank 0 prints"
 expect_file "$work/out_2ranks/model.safetensors"
 expect_file "$work/out_2ranks/eval_results.json"
+
+case_name="a checkpoint of two ranks resumes on one (universal checkpoint)"
+[[ -f "$work/out_2ranks/checkpoint-8/latest" ]] || fail "no checkpoint-8: $(ls "$work/out_2ranks")"
+run --deepspeed "$configs/ds_config_zero2.json" --output_dir from_2ranks "${common[@]}" --max_train_samples 128 \
+  --save_steps 8 --resume_from_checkpoint out_2ranks/checkpoint-8
+expect_rc 0
+expect_err "resumed from $work/out_2ranks/checkpoint-8/global_step8: step 8, epoch 1, micro-batch 0"
 
 # Evaluation is split across ranks (5 eval batches: 3 on rank 0, 2 on rank 1; 11 predictions in
 # batches of 8) and gathered in order: one rank on the saved model gets the same figures and lines.

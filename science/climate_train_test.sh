@@ -92,6 +92,18 @@ done
 grep -qF "engine: ZeRO stage 2, 2 rank(s)" "$tmp/err.0" || { cp "$tmp/err.0" "$tmp/err"; fail "not 2 ranks"; }
 expect_file two/predictions.nc
 
+case_name="--save_steps and --resume_from_checkpoint: the resumed run ends as the uninterrupted one (ZeRO-2)"
+args=(--files "$files" --variables tas,uas --deepspeed "$configs/ds_config_zero2.json" "${small[@]}")
+run "${args[@]}" --output_dir whole --save_steps 2
+expect_rc 0
+ckpts=($(cd whole && ls -d checkpoint-[0-9]* 2>/dev/null | sort -t- -k2 -n))
+[[ ${#ckpts[@]} -ge 2 && -f "whole/${ckpts[0]}/latest" ]] || fail "checkpoints: ${ckpts[*]}"
+run "${args[@]}" --output_dir resumed --resume_from_checkpoint "whole/${ckpts[0]}"
+expect_rc 0
+expect_err "resumed from $tmp/whole/${ckpts[0]}/global_step"
+cmp -s whole/checkpoint/model.safetensors resumed/checkpoint/model.safetensors || fail "the final weights differ"
+[[ $(json whole/metrics.json test_rmse) == $(json resumed/metrics.json test_rmse) ]] || fail "test_rmse differs"
+
 case_name="errors name the file, the variable, the flag"
 run --files "$tmp/missing.nc" --variables tas --output_dir e1
 expect_rc 1

@@ -43,6 +43,11 @@ ABSL_FLAG(std::string, deepspeed, "", "DeepSpeed JSON config (ZeRO stage, offloa
 ABSL_FLAG(std::string, output_dir, "",
           "where metrics.json, predictions.csv and checkpoint/ go (default molecule_output)");
 ABSL_FLAG(bool, overwrite_output_dir, false, "write into a non-empty --output_dir");
+ABSL_FLAG(int64_t, save_steps, 0,
+          "write output_dir/checkpoint-N (model and the engine's full state) every N optimizer steps; 0: none");
+ABSL_FLAG(int64_t, save_total_limit, -1, "keep only the newest N checkpoint-N directories");
+ABSL_FLAG(std::string, resume_from_checkpoint, "",
+          "continue training from a checkpoint-N directory, or from the newest one in --output_dir with \"latest\"");
 ABSL_FLAG(int32_t, epochs, kDefaults.epochs, "training epochs");
 ABSL_FLAG(int32_t, batch_size, kDefaults.batch_size, "molecules per device and step");
 ABSL_FLAG(double, learning_rate, kDefaults.learning_rate, "peak learning rate (AdamW, warmup then cosine)");
@@ -79,6 +84,9 @@ int main(int argc, char** argv) {
   a.deepspeed = absl::GetFlag(FLAGS_deepspeed);
   a.output_dir = absl::GetFlag(FLAGS_output_dir);
   a.overwrite_output_dir = absl::GetFlag(FLAGS_overwrite_output_dir);
+  a.save_steps = absl::GetFlag(FLAGS_save_steps);
+  a.save_total_limit = absl::GetFlag(FLAGS_save_total_limit);
+  a.resume_from_checkpoint = absl::GetFlag(FLAGS_resume_from_checkpoint);
   a.epochs = absl::GetFlag(FLAGS_epochs);
   a.batch_size = absl::GetFlag(FLAGS_batch_size);
   a.learning_rate = absl::GetFlag(FLAGS_learning_rate);

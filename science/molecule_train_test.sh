@@ -109,6 +109,21 @@ grep -qF "engine: ZeRO stage 2, 2 rank(s)" "$tmp/err.0" || { cp "$tmp/err.0" "$t
 n=$(json two/metrics.json test_samples 2>/dev/null || echo 0)
 [[ $(($(wc -l <two/predictions.csv) - 1)) == "$n" ]] || fail "predictions.csv has not $n rows"
 
+case_name="--save_steps and --resume_from_checkpoint: the resumed run ends as the uninterrupted one (ZeRO-2)"
+args=(--train_file mols.csv --target_columns pIC50 --deepspeed "$configs/ds_config_zero2.json" --epochs 3 "${small[@]}")
+run "${args[@]}" --output_dir whole --save_steps 5 --save_total_limit 2
+expect_rc 0
+ckpts=($(cd whole && ls -d checkpoint-[0-9]* 2>/dev/null | sort -t- -k2 -n))
+[[ ${#ckpts[@]} == 2 && -f "whole/${ckpts[0]}/latest" ]] || fail "save_total_limit 2 kept: ${ckpts[*]}"
+run "${args[@]}" --output_dir resumed --resume_from_checkpoint "whole/${ckpts[0]}"
+expect_rc 0
+expect_err "resumed from $tmp/whole/${ckpts[0]}/global_step"
+cmp -s whole/checkpoint/model.safetensors resumed/checkpoint/model.safetensors || fail "the final weights differ"
+[[ $(json whole/metrics.json test_rmse) == $(json resumed/metrics.json test_rmse) ]] || fail "test_rmse differs"
+run "${args[@]}" --output_dir whole --resume_from_checkpoint latest
+expect_rc 0
+expect_err "resumed from $tmp/whole/${ckpts[1]}/global_step"
+
 case_name="errors name the file, the column, the flag"
 run --train_file missing.csv --target_columns x --output_dir e1
 expect_rc 1

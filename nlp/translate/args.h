@@ -38,6 +38,7 @@ struct TranslateArgs {
   double warmup_ratio = 0.0;
   std::string lr_scheduler_type = "linear";
   std::int64_t logging_steps = 500, save_steps = 500, eval_steps = -1, save_total_limit = -1;
+  std::string resume_from_checkpoint;  // a checkpoint-N directory, or "latest" in output_dir
   std::string eval_strategy = "no";  // no | steps (every eval_steps, default logging_steps) | epoch
   std::uint64_t seed = 42;
   bool fp16 = false, bf16 = false;

@@ -20,6 +20,7 @@
 #include "core/comm/rank_env.h"
 #include "core/config/config.h"
 #include "core/engine/engine.h"
+#include "core/engine/job_checkpoint.h"
 #include "core/engine/job_util.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
@@ -155,7 +156,7 @@ class Job {
     out_ = UserPath(a_.output_dir);
     ASSIGN_OR_RETURN(RankInfo me, RankInfoFromEnv());
     rank_ = me.rank;
-    if (a_.do_train && IsNonEmptyDirectory(out_) && !a_.overwrite_output_dir) {
+    if (a_.do_train && IsNonEmptyDirectory(out_) && !a_.overwrite_output_dir && a_.resume_from_checkpoint.empty()) {
       return absl::AlreadyExistsError(absl::StrCat("Output directory (", out_,
                                                    ") already exists and is not empty. Use --overwrite_output_dir "
                                                    "to overcome."));
@@ -314,9 +315,56 @@ class Job {
     return sum / world_;
   }
 
+  // Where training is, kept in every checkpoint (client state) so a resumed run continues with
+  // the same batches, sums and history.
+  struct Position {
+    std::int64_t epoch = 0;
+    std::int64_t next_micro = 0;  // this rank's next micro-batch in the epoch
+    double loss_sum = 0, log_sum = 0;
+    std::int64_t micro_steps = 0, log_micro = 0;
+  };
+
+  // Every rank calls it (the loss sums are each rank's own).
+  absl::StatusOr<nlohmann::json> PositionJson(const Position& p) {
+    ASSIGN_OR_RETURN(const std::vector<double> loss_sums, RanksValues(*comm_, p.loss_sum, engine_->device()));
+    ASSIGN_OR_RETURN(const std::vector<double> log_sums, RanksValues(*comm_, p.log_sum, engine_->device()));
+    return nlohmann::json{{"epoch", p.epoch},
+                          {"samples_in_epoch", p.next_micro * a_.per_device_train_batch_size * world_},
+                          {"loss_sum", loss_sums},
+                          {"log_sum", log_sums},
+                          {"micro_steps", p.micro_steps},
+                          {"log_micro", p.log_micro},
+                          {"log_history", log_history_}};
+  }
+
+  // --resume_from_checkpoint: the engine's state, then where training was.
+  absl::StatusOr<Position> Resume() {
+    Position p;
+    ASSIGN_OR_RETURN(const std::string from, ResolveResumeFromCheckpoint(a_.resume_from_checkpoint, out_));
+    if (from.empty()) return p;
+    ASSIGN_OR_RETURN(const LoadedCheckpoint c, engine_->LoadCheckpoint(from));
+    const nlohmann::json j = nlohmann::json::parse(c.client_state, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object() || !j.contains("epoch")) {
+      return absl::InvalidArgumentError(absl::StrCat(c.step_dir,
+                                                     ": no training position (client_state): not saved "
+                                                     "by t5_translate"));
+    }
+    p.epoch = j.value("epoch", std::int64_t{0});
+    p.next_micro = j.value("samples_in_epoch", std::int64_t{0}) / (a_.per_device_train_batch_size * world_);
+    p.loss_sum = RankValue(j.value("loss_sum", std::vector<double>{}), rank_, world_);
+    p.log_sum = RankValue(j.value("log_sum", std::vector<double>{}), rank_, world_);
+    p.micro_steps = j.value("micro_steps", std::int64_t{0});
+    p.log_micro = j.value("log_micro", std::int64_t{0});
+    log_history_ = j.value("log_history", nlohmann::json::array());
+    Say(absl::StrFormat("resumed from %s: step %d, epoch %d, micro-batch %d of %d", c.step_dir, c.global_step, p.epoch,
+                        p.next_micro, micro_per_epoch_));
+    return p;
+  }
+
   absl::StatusOr<nlohmann::json> Train() {
     const std::int64_t micro = a_.per_device_train_batch_size;
     const auto n = static_cast<std::int64_t>(train_.size());
+    ASSIGN_OR_RETURN(Position pos, Resume());
     Say(
         absl::StrFormat("training: %d examples, %d epoch(s), batch %d per device x %d rank(s) x %d accumulation, "
                         "%d steps",
@@ -324,17 +372,17 @@ class Job {
                         a_.gradient_accumulation_steps, total_steps_));
     const bool tty = ::isatty(2) != 0;
     const auto t0 = Clock::now();
-    double loss_sum = 0, log_sum = 0;
-    std::int64_t micro_steps = 0, log_micro = 0, samples = 0;
-    std::int64_t epoch = 0, step = 0;
+    std::int64_t samples = 0;
+    std::int64_t step = engine_->global_steps();
+    const std::int64_t first_step = step;
     while (step < total_steps_) {
       // HF's DistributedSampler: shuffled with the seed and epoch, padded to a multiple of the ranks.
       std::vector<std::int64_t> order(n);
       for (std::int64_t i = 0; i < n; ++i) order[i] = i;
       const std::vector<std::int64_t> mine =
-          RankShare(std::move(order), a_.seed + static_cast<std::uint64_t>(epoch), rank_, world_);
+          RankShare(std::move(order), a_.seed + static_cast<std::uint64_t>(pos.epoch), rank_, world_);
       const auto per_rank = static_cast<std::int64_t>(mine.size());
-      for (std::int64_t m = 0; m < micro_per_epoch_ && step < total_steps_; ++m) {
+      for (std::int64_t m = pos.next_micro; m < micro_per_epoch_ && step < total_steps_; ++m) {
         std::vector<const Example*> ex;
         for (std::int64_t k = m * micro; k < std::min((m + 1) * micro, per_rank); ++k) ex.push_back(&train_[mine[k]]);
         const Batch b = ToDevice(Collate(ex, sp_->pad_id(), a_.pad_to_max_length, a_.ignore_pad_token_for_loss,
@@ -343,17 +391,17 @@ class Job {
         RETURN_IF_ERROR(engine_->Backward(loss));
         RETURN_IF_ERROR(engine_->Step());
         const double l = loss.item<double>();
-        loss_sum += l;
-        log_sum += l;
-        ++micro_steps;
-        ++log_micro;
+        pos.loss_sum += l;
+        pos.log_sum += l;
+        ++pos.micro_steps;
+        ++pos.log_micro;
         samples += static_cast<std::int64_t>(ex.size()) * world_;
         if (engine_->global_steps() == step) continue;
         step = engine_->global_steps();
-        const double ep = static_cast<double>(epoch) + static_cast<double>(m + 1) / micro_per_epoch_;
+        const double ep = static_cast<double>(pos.epoch) + static_cast<double>(m + 1) / micro_per_epoch_;
         const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
         if ((a_.logging_steps > 0 && step % a_.logging_steps == 0) || step == total_steps_) {
-          ASSIGN_OR_RETURN(const double avg, MeanOverRanks(log_sum / std::max<std::int64_t>(log_micro, 1)));
+          ASSIGN_OR_RETURN(const double avg, MeanOverRanks(pos.log_sum / std::max<std::int64_t>(pos.log_micro, 1)));
           log_history_.push_back({{"loss", Round4(avg)},
                                   {"grad_norm", engine_->last_grad_norm()},
                                   {"learning_rate", engine_->lr()},
@@ -362,39 +410,48 @@ class Job {
           if (tty && rank_ == 0) std::fprintf(stderr, "\n");
           Say(absl::StrFormat("{'loss': %.4f, 'grad_norm': %.4g, 'learning_rate': %.4g, 'epoch': %.2f}", avg,
                               engine_->last_grad_norm(), engine_->lr(), ep));
-          log_sum = 0;
-          log_micro = 0;
+          pos.log_sum = 0;
+          pos.log_micro = 0;
         }
-        RETURN_IF_ERROR(AtStep(step, ep, /*epoch_end=*/m + 1 == micro_per_epoch_));
+        // The position a resumed run starts from: after this micro-batch.
+        Position next = pos;
+        next.next_micro = m + 1;
+        if (next.next_micro == micro_per_epoch_) {
+          ++next.epoch;
+          next.next_micro = 0;
+        }
+        RETURN_IF_ERROR(AtStep(step, ep, /*epoch_end=*/m + 1 == micro_per_epoch_, next));
         if (rank_ == 0 && (tty || step % std::max<std::int64_t>(total_steps_ / 10, 1) == 0)) {
           const int width = 30;
           const int done = static_cast<int>(width * step / total_steps_);
           std::fprintf(stderr, "%s[%s%s] %lld/%lld  loss %.4f  %.2f it/s%s", tty ? "\r" : "",
                        std::string(done, '=').c_str(), std::string(width - done, ' ').c_str(),
-                       static_cast<long long>(step), static_cast<long long>(total_steps_), l, step / secs,
-                       tty ? "" : "\n");
+                       static_cast<long long>(step), static_cast<long long>(total_steps_), l,
+                       (step - first_step) / secs, tty ? "" : "\n");
         }
       }
-      ++epoch;
+      ++pos.epoch;
+      pos.next_micro = 0;
     }
     if (tty && rank_ == 0) std::fprintf(stderr, "\n");
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     epochs_done_ =
         static_cast<double>(step) / std::max<std::int64_t>(micro_per_epoch_ / a_.gradient_accumulation_steps, 1);
-    ASSIGN_OR_RETURN(const double train_loss, MeanOverRanks(loss_sum / std::max<std::int64_t>(micro_steps, 1)));
+    ASSIGN_OR_RETURN(const double train_loss, MeanOverRanks(pos.loss_sum / std::max<std::int64_t>(pos.micro_steps, 1)));
     nlohmann::json m = {{"train_loss", train_loss},
                         {"train_runtime", Round4(secs)},
                         {"train_samples", static_cast<std::int64_t>(train_.size())},
                         {"train_samples_per_second", Round4(samples / secs)},
-                        {"train_steps_per_second", Round4(step / secs)},
+                        {"train_steps_per_second", Round4((step - first_step) / secs)},
                         {"epoch", Round4(epochs_done_)}};
     Say(absl::StrCat("train: ", m.dump()));
     return m;
   }
 
   // HF's mid-training evaluation (--eval_strategy steps|epoch) and checkpoints (--save_steps,
-  // --save_total_limit).  Checkpoints hold the model and tokenizer, not yet the optimizer state.
-  absl::Status AtStep(std::int64_t step, double epoch, bool epoch_end) {
+  // --save_total_limit): checkpoint-N holds the HF model and tokenizer, trainer_state.json and
+  // the engine's whole state (global_stepN/, latest), from which --resume_from_checkpoint continues.
+  absl::Status AtStep(std::int64_t step, double epoch, bool epoch_end, const Position& next) {
     const std::int64_t every = a_.eval_steps > 0 ? a_.eval_steps : a_.logging_steps;
     const bool eval = a_.do_eval && ((a_.eval_strategy == "steps" && every > 0 && step % every == 0) ||
                                      (a_.eval_strategy == "epoch" && epoch_end));
@@ -404,14 +461,18 @@ class Job {
       Say(absl::StrFormat("{'eval_loss': %.4f, 'epoch': %.2f}", e.loss, epoch));
     }
     if (a_.save_steps > 0 && step % a_.save_steps == 0) {
-      const std::string dir = absl::StrCat(out_, "/checkpoint-", step);
+      const std::string dir = JobCheckpointDir(out_, step);
+      epochs_done_ = epoch;
       RETURN_IF_ERROR(SaveModel(dir));
-      checkpoints_.push_back(dir);
-      Say(absl::StrCat("saved ", dir, " (model and tokenizer; optimizer state is not checkpointed yet)"));
-      while (a_.save_total_limit > 0 && static_cast<std::int64_t>(checkpoints_.size()) > a_.save_total_limit) {
-        if (rank_ == 0) RETURN_IF_ERROR(RemoveFlatDir(checkpoints_.front()));
-        checkpoints_.erase(checkpoints_.begin());
+      SaveCheckpointOptions o;
+      ASSIGN_OR_RETURN(const nlohmann::json position, PositionJson(next));
+      o.client_state = position.dump();
+      o.files = {{"config.json", config_.ToJson()}, {"spiece.model", sp_bytes_}};
+      for (const auto& item : model_->named_parameters()) {
+        o.export_names.emplace(item.key(), T5ForConditionalGeneration::HfName(item.key()));
       }
+      RETURN_IF_ERROR(SaveJobCheckpoint(*engine_, out_, o, a_.save_total_limit));
+      Say(absl::StrCat("saved ", dir));
     }
     return absl::OkStatus();
   }
@@ -550,7 +611,6 @@ class Job {
   std::vector<Example> train_, val_, test_;
   std::int64_t gen_max_ = 128, micro_per_epoch_ = 1, total_steps_ = 1, warmup_ = 0;
   double epochs_done_ = 0;
-  std::vector<std::string> checkpoints_;  // written by AtStep, oldest first
   nlohmann::json log_history_ = nlohmann::json::array();
 };
 

@@ -21,6 +21,7 @@
 #include "core/comm/rank_env.h"
 #include "core/config/config.h"
 #include "core/engine/engine.h"
+#include "core/engine/job_checkpoint.h"
 #include "core/engine/job_util.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
@@ -147,7 +148,7 @@ class Job {
     out_ = UserPath(a_.output_dir.empty() ? "climate_output" : a_.output_dir);
     ASSIGN_OR_RETURN(RankInfo me, RankInfoFromEnv());
     rank_ = me.rank;
-    if (IsNonEmptyDirectory(out_) && !a_.overwrite_output_dir) {
+    if (IsNonEmptyDirectory(out_) && !a_.overwrite_output_dir && a_.resume_from_checkpoint.empty()) {
       return absl::AlreadyExistsError(
           absl::StrCat("output directory ", out_, " already exists and is not empty; pass --overwrite_output_dir"));
     }
@@ -290,11 +291,18 @@ class Job {
   absl::Status Train() {
     Say(absl::StrFormat("training: %d samples, %d epochs, batch %d per device x %d rank(s)", train_.size(), a_.epochs,
                         a_.batch_size, world_));
-    for (int epoch = 1; epoch <= a_.epochs; ++epoch) {
+    ASSIGN_OR_RETURN(const EpochPosition start,
+                     ResumeEpochJob(*engine_, a_.resume_from_checkpoint, out_, "climate_train"));
+    if (!start.resumed_from.empty()) {
+      Say(absl::StrFormat("resumed from %s: epoch %d, batch %d of %d", start.resumed_from, start.epoch,
+                          start.step_in_epoch, steps_per_epoch_));
+    }
+    for (int epoch = start.epoch; epoch <= a_.epochs; ++epoch) {
+      const bool resumed = epoch == start.epoch;
       const auto t0 = Clock::now();
       const std::vector<std::int64_t> mine = RankShare(train_, a_.seed + epoch, rank_, world_);
-      double loss_sum = 0;
-      for (std::int64_t s = 0; s < steps_per_epoch_; ++s) {
+      double loss_sum = resumed ? start.loss_sum : 0;
+      for (std::int64_t s = resumed ? start.step_in_epoch : 0; s < steps_per_epoch_; ++s) {
         const std::int64_t begin = s * a_.batch_size;
         const std::vector<std::int64_t> idx(mine.begin() + begin,
                                             mine.begin() + std::min<std::int64_t>(begin + a_.batch_size, mine.size()));
@@ -302,6 +310,9 @@ class Job {
         RETURN_IF_ERROR(engine_->Backward(loss));
         RETURN_IF_ERROR(engine_->Step());
         loss_sum += loss.detach().item<double>();
+        RETURN_IF_ERROR(MaybeSaveEpochJob(*engine_, "climate_train", out_, a_.save_steps, a_.save_total_limit,
+                                          {epoch, s + 1, loss_sum}, {{"config.json", config_.ToJson()}},
+                                          [this](const std::string& dir) { return SaveCheckpoint(dir); }));
       }
       ASSIGN_OR_RETURN(const double loss_total,
                        SumOverRanks(*comm_, loss_sum / std::max<std::int64_t>(steps_per_epoch_, 1), engine_->device()));

@@ -30,6 +30,10 @@ struct ClimateTrainArgs {
   std::string deepspeed;
   std::string output_dir;
   bool overwrite_output_dir = false;
+  // Checkpoints (HF's flags): output_dir/checkpoint-N every save_steps optimizer steps (0: none),
+  // the newest save_total_limit kept (<= 0: all); resume from a checkpoint-N or "latest".
+  std::int64_t save_steps = 0, save_total_limit = -1;
+  std::string resume_from_checkpoint;
   int epochs = 20;
   int batch_size = 8;  // per device
   double learning_rate = 5e-4, weight_decay = 1e-5, warmup_ratio = 0.05, max_grad_norm = 1.0;

@@ -36,6 +36,10 @@ struct MoleculeTrainArgs {
   std::string deepspeed;
   std::string output_dir;
   bool overwrite_output_dir = false;
+  // Checkpoints (HF's flags): output_dir/checkpoint-N every save_steps optimizer steps (0: none),
+  // the newest save_total_limit kept (<= 0: all); resume from a checkpoint-N or "latest".
+  std::int64_t save_steps = 0, save_total_limit = -1;
+  std::string resume_from_checkpoint;
   int epochs = 30;
   int batch_size = 32;  // per device
   double learning_rate = 3e-4, weight_decay = 0.01, warmup_ratio = 0.05, max_grad_norm = 1.0;
