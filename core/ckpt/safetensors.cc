@@ -1,6 +1,7 @@
 #include "core/ckpt/safetensors.h"
 
 #include <ATen/ops/empty.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <cstring>
 #include <limits>
 #include <set>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "core/util/file_util.h"
@@ -158,46 +160,190 @@ absl::StatusOr<Safetensors> ReadSafetensors(const std::string& path) {
 
 absl::Status WriteSafetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                               const std::map<std::string, std::string>& metadata) {
-  nlohmann::json header = nlohmann::json::object();
-  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::vector<SafetensorsTensorSpec> specs;
   std::vector<at::Tensor> data;
-  std::set<std::string> names;
-  std::uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {
     const auto bad = [&](absl::string_view what) {
       return absl::InvalidArgumentError(absl::StrCat("writing ", path, ": tensor \"", name, "\" ", what));
     };
-    if (name == "__metadata__" || !names.insert(name).second) return bad("is a reserved or repeated name");
     if (!t.defined()) return bad("is undefined");
     if (!t.device().is_cpu()) return bad("is not on the CPU");
     const char* dt = NameOf(t.scalar_type());
     if (dt == nullptr) return bad(absl::StrCat("has an unsupported dtype ", c10::toString(t.scalar_type())));
     absl::StatusOr<at::Tensor> c = CallTorch("contiguous", [&] { return t.contiguous(); });
     if (!c.ok()) return c.status();
-    const std::uint64_t len = c->numel() * c->element_size();
-    header[name] = {{"dtype", dt}, {"shape", t.sizes().vec()}, {"data_offsets", {offset, offset + len}}};
-    offset += len;
+    specs.push_back({name, dt, t.sizes().vec()});
     data.push_back(std::move(*c));
+  }
+  absl::StatusOr<SafetensorsWriter> w = SafetensorsWriter::Create(path, std::move(specs), metadata);
+  if (!w.ok()) return w.status();
+  for (const at::Tensor& t : data) {
+    const std::size_t n = static_cast<std::size_t>(t.numel() * t.element_size());
+    if (n > 0) {
+      if (absl::Status s = w->Append(absl::string_view(static_cast<const char*>(t.data_ptr()), n)); !s.ok()) return s;
+    }
+    if (absl::Status s = w->EndTensor(); !s.ok()) return s;
+  }
+  return w->Finish();
+}
+
+int SafetensorsDtypeSize(absl::string_view dtype) {
+  for (const DtypeName& d : kDtypes) {
+    if (dtype == d.name) return static_cast<int>(at::elementSize(d.type));
+  }
+  return 0;
+}
+
+// ---- SafetensorsWriter ---------------------------------------------------------------------
+
+absl::StatusOr<SafetensorsWriter> SafetensorsWriter::Create(const std::string& path,
+                                                            std::vector<SafetensorsTensorSpec> tensors,
+                                                            const std::map<std::string, std::string>& metadata) {
+  nlohmann::json header = nlohmann::json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::vector<std::uint64_t> sizes;
+  std::set<std::string> names;
+  std::uint64_t offset = 0;
+  for (const SafetensorsTensorSpec& t : tensors) {
+    const auto bad = [&](absl::string_view what) {
+      return absl::InvalidArgumentError(absl::StrCat("writing ", path, ": tensor \"", t.name, "\" ", what));
+    };
+    if (t.name == "__metadata__" || !names.insert(t.name).second) return bad("is a reserved or repeated name");
+    const int element_size = SafetensorsDtypeSize(t.dtype);
+    if (element_size == 0) return bad(absl::StrCat("has an unsupported dtype \"", t.dtype, "\""));
+    std::uint64_t len = static_cast<std::uint64_t>(element_size);
+    for (const std::int64_t d : t.shape) {
+      if (d < 0) return bad(absl::StrCat("has a negative dimension ", d));
+      if (__builtin_mul_overflow(len, static_cast<std::uint64_t>(d), &len)) return bad("has too many bytes");
+    }
+    if (__builtin_add_overflow(offset, len, &offset)) return bad("ends past 2^64 bytes");
+    header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset - len, offset}}};
+    sizes.push_back(len);
   }
   std::string h = header.dump();
   h.append((8 - h.size() % 8) % 8, ' ');  // the data starts 8-byte aligned
-  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) return Errno("cannot create", tmp);
-  unsigned char len[8];
-  for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(static_cast<std::uint64_t>(h.size()) >> (8 * i));
-  bool ok = std::fwrite(len, 1, 8, f) == 8 && std::fwrite(h.data(), 1, h.size(), f) == h.size();
-  for (const at::Tensor& t : data) {
-    const std::size_t n = static_cast<std::size_t>(t.numel() * t.element_size());
-    ok = ok && (n == 0 || std::fwrite(t.data_ptr(), 1, n, f) == n);
+  std::string prefix(8, '\0');
+  for (int i = 0; i < 8; ++i) prefix[i] = static_cast<char>(static_cast<std::uint64_t>(h.size()) >> (8 * i));
+  prefix += h;
+
+  SafetensorsWriter w;
+  w.path_ = path;
+  w.tmp_path_ = absl::StrCat(path, ".tmp.", ::getpid());
+  w.specs_ = std::move(tensors);
+  w.sizes_ = std::move(sizes);
+  w.file_size_ = prefix.size() + offset;
+  w.fd_ = ::open(w.tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (w.fd_ < 0) return Errno("cannot create", w.tmp_path_);
+  if (absl::Status s = w.WriteRaw(prefix); !s.ok()) return s;
+  return w;
+}
+
+SafetensorsWriter::SafetensorsWriter(SafetensorsWriter&& other) noexcept { *this = std::move(other); }
+
+SafetensorsWriter& SafetensorsWriter::operator=(SafetensorsWriter&& other) noexcept {
+  if (this == &other) return *this;
+  Discard();
+  path_ = std::move(other.path_);
+  tmp_path_ = std::move(other.tmp_path_);
+  fd_ = std::exchange(other.fd_, -1);
+  other.tmp_path_.clear();
+  specs_ = std::move(other.specs_);
+  sizes_ = std::move(other.sizes_);
+  current_ = other.current_;
+  written_ = other.written_;
+  file_size_ = other.file_size_;
+  error_ = std::move(other.error_);
+  return *this;
+}
+
+SafetensorsWriter::~SafetensorsWriter() { Discard(); }
+
+void SafetensorsWriter::Discard() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
   }
-  ok = ok && std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
-  absl::Status s = ok ? absl::OkStatus() : Errno("cannot write", tmp);
-  if (std::fclose(f) != 0 && s.ok()) s = Errno("cannot close", tmp);
-  if (s.ok() && std::rename(tmp.c_str(), path.c_str()) != 0)
-    s = Errno(absl::StrCat("cannot rename ", tmp, " to"), path);
-  if (!s.ok()) std::remove(tmp.c_str());
-  return s;
+  if (!tmp_path_.empty()) {
+    std::remove(tmp_path_.c_str());
+    tmp_path_.clear();
+  }
+}
+
+absl::Status SafetensorsWriter::Fail(absl::Status status) {
+  if (error_.ok()) error_ = std::move(status);
+  Discard();
+  return error_;
+}
+
+absl::Status SafetensorsWriter::WriteRaw(absl::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd_, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Fail(Errno("cannot write", tmp_path_));
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SafetensorsWriter::Append(absl::string_view bytes) {
+  if (!error_.ok()) return error_;
+  if (fd_ < 0) return absl::FailedPreconditionError(absl::StrCat("writing ", path_, ": the writer is finished"));
+  if (current_ == specs_.size()) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat("writing ", path_, ": ", bytes.size(),
+                                                        " bytes after the last of its ", specs_.size(), " tensors")));
+  }
+  if (bytes.size() > sizes_[current_] - written_) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat("writing ", path_, ": tensor \"", specs_[current_].name,
+                                                        "\" got ", written_ + bytes.size(), " bytes, but its ",
+                                                        specs_[current_].dtype, " shape takes ", sizes_[current_])));
+  }
+  written_ += bytes.size();
+  return WriteRaw(bytes);
+}
+
+absl::Status SafetensorsWriter::EndTensor() {
+  if (!error_.ok()) return error_;
+  if (fd_ < 0) return absl::FailedPreconditionError(absl::StrCat("writing ", path_, ": the writer is finished"));
+  if (current_ == specs_.size()) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("writing ", path_, ": EndTensor after the last of its ", specs_.size(), " tensors")));
+  }
+  if (written_ != sizes_[current_]) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat("writing ", path_, ": tensor \"", specs_[current_].name,
+                                                        "\" got ", written_, " bytes, but its ", specs_[current_].dtype,
+                                                        " shape takes ", sizes_[current_])));
+  }
+  ++current_;
+  written_ = 0;
+  return absl::OkStatus();
+}
+
+absl::Status SafetensorsWriter::Finish() {
+  if (!error_.ok()) return error_;
+  if (fd_ < 0) return absl::FailedPreconditionError(absl::StrCat("writing ", path_, ": the writer is finished"));
+  if (current_ != specs_.size()) {
+    return Fail(
+        absl::FailedPreconditionError(absl::StrCat("writing ", path_, ": finished after ", current_, " of its ",
+                                                   specs_.size(), " tensors (next: \"", specs_[current_].name, "\")")));
+  }
+  if (::fsync(fd_) != 0) return Fail(Errno("cannot fsync", tmp_path_));
+  const int fd = std::exchange(fd_, -1);
+  if (::close(fd) != 0) return Fail(Errno("cannot close", tmp_path_));
+  if (std::rename(tmp_path_.c_str(), path_.c_str()) != 0) {
+    return Fail(Errno(absl::StrCat("cannot rename ", tmp_path_, " to"), path_));
+  }
+  tmp_path_.clear();  // it is the file now
+  // The rename is durable once the directory is.
+  const std::size_t slash = path_.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path_.substr(0, slash);
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return Fail(Errno("cannot open the directory", dir));
+  const bool synced = ::fsync(dir_fd) == 0;
+  absl::Status s = synced ? absl::OkStatus() : Errno("cannot fsync the directory", dir);
+  ::close(dir_fd);
+  if (!s.ok()) return Fail(std::move(s));
+  error_ = absl::FailedPreconditionError(absl::StrCat("writing ", path_, ": the writer is finished"));
+  return absl::OkStatus();
 }
 
 }  // namespace zt::ckpt

@@ -3,14 +3,18 @@
 #include <ATen/ops/arange.h>
 #include <ATen/ops/equal.h>
 #include <ATen/ops/randn.h>
+#include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "core/util/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -74,6 +78,109 @@ TEST(SafetensorsTest, WriterRefusesWhatTheFormatCannotHold) {
   EXPECT_THAT(WriteSafetensors("/nonexistent-dir/x.safetensors", {{"a", at::randn({2})}}),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("/nonexistent-dir/x.safetensors.tmp")));
   EXPECT_FALSE(std::ifstream(path).good());  // nothing half-written left behind
+}
+
+// SafetensorsWriter: tensors streamed in pieces read back as the tensors, whichever way the
+// bytes were cut, with "format": "pt" metadata by default.
+TEST(SafetensorsWriterTest, StreamedTensorsRoundTrip) {
+  const std::string path = TmpPath("streamed.safetensors");
+  const at::Tensor w = at::randn({5, 7});
+  const at::Tensor b = at::arange(0, 6).to(at::kBFloat16);
+  const at::Tensor i = at::arange(-3, 3).to(at::kLong).reshape({2, 3});
+  absl::StatusOr<SafetensorsWriter> writer = SafetensorsWriter::Create(
+      path, {{"w", "F32", {5, 7}}, {"empty", "F16", {0, 3}}, {"b", "BF16", {6}}, {"i", "I64", {2, 3}}});
+  ASSERT_THAT(writer.status(), IsOk());
+  const auto bytes = [](const at::Tensor& t) {
+    return std::string(static_cast<const char*>(t.data_ptr()), t.numel() * t.element_size());
+  };
+  const std::string wb = bytes(w);
+  for (std::size_t at = 0; at < wb.size(); at += 13) ASSERT_THAT(writer->Append(wb.substr(at, 13)), IsOk());
+  ASSERT_THAT(writer->EndTensor(), IsOk());
+  ASSERT_THAT(writer->EndTensor(), IsOk());  // "empty": no bytes
+  ASSERT_THAT(writer->Append(bytes(b)), IsOk());
+  ASSERT_THAT(writer->EndTensor(), IsOk());
+  ASSERT_THAT(writer->Append(""), IsOk());
+  ASSERT_THAT(writer->Append(bytes(i)), IsOk());
+  ASSERT_THAT(writer->EndTensor(), IsOk());
+  EXPECT_FALSE(std::ifstream(path).good());  // nothing at the path until Finish
+  const std::uint64_t size = writer->file_size();
+  ASSERT_THAT(writer->Finish(), IsOk());
+  EXPECT_EQ(Slurp(path).size(), size);
+
+  absl::StatusOr<Safetensors> st = ReadSafetensors(path);
+  ASSERT_THAT(st.status(), IsOk());
+  EXPECT_EQ(st->metadata, (std::map<std::string, std::string>{{"format", "pt"}}));
+  ASSERT_EQ(st->tensors.size(), 4u);
+  EXPECT_EQ(st->tensors[0].first, "w");  // the data in the specs' order
+  EXPECT_EQ(st->tensors[3].first, "i");
+  EXPECT_TRUE(at::equal(*st->Find("w"), w));
+  EXPECT_TRUE(at::equal(*st->Find("b"), b));
+  EXPECT_TRUE(at::equal(*st->Find("i"), i));
+  EXPECT_EQ(st->Find("empty")->sizes(), at::IntArrayRef({0, 3}));
+  EXPECT_EQ(st->Find("empty")->scalar_type(), at::kHalf);
+}
+
+// A tensor given more or fewer bytes than its shape takes fails naming it, the writer stays
+// failed, and neither the file nor its temporary is left.
+TEST(SafetensorsWriterTest, WrongByteCountsAreRejected) {
+  const std::string path = TmpPath("wrong.safetensors");
+  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
+  {
+    absl::StatusOr<SafetensorsWriter> w = SafetensorsWriter::Create(path, {{"a", "F32", {2}}, {"b", "F32", {1}}});
+    ASSERT_THAT(w.status(), IsOk());
+    EXPECT_TRUE(std::ifstream(tmp).good());
+    ASSERT_THAT(w->Append(std::string(4, 'x')), IsOk());
+    EXPECT_THAT(
+        w->Append(std::string(5, 'x')),
+        StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("tensor \"a\" got 9 bytes, but its F32 shape takes 8")));
+    EXPECT_FALSE(std::ifstream(tmp).good());
+    EXPECT_THAT(w->EndTensor(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("\"a\" got 9 bytes")));
+    EXPECT_THAT(w->Finish(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("\"a\" got 9 bytes")));
+  }
+  {
+    absl::StatusOr<SafetensorsWriter> w = SafetensorsWriter::Create(path, {{"a", "F32", {2}}, {"b", "F32", {1}}});
+    ASSERT_THAT(w.status(), IsOk());
+    ASSERT_THAT(w->Append(std::string(4, 'x')), IsOk());
+    EXPECT_THAT(w->EndTensor(), StatusIs(absl::StatusCode::kInvalidArgument,
+                                         HasSubstr("tensor \"a\" got 4 bytes, but its F32 shape takes 8")));
+  }
+  {
+    absl::StatusOr<SafetensorsWriter> w = SafetensorsWriter::Create(path, {{"a", "F32", {2}}, {"b", "F32", {1}}});
+    ASSERT_THAT(w.status(), IsOk());
+    ASSERT_THAT(w->Append(std::string(8, 'x')), IsOk());
+    ASSERT_THAT(w->EndTensor(), IsOk());
+    EXPECT_THAT(w->Finish(), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("after 1 of its 2 tensors")));
+  }
+  {
+    absl::StatusOr<SafetensorsWriter> w = SafetensorsWriter::Create(path, {{"a", "U8", {1}}});
+    ASSERT_THAT(w.status(), IsOk());
+    ASSERT_THAT(w->Append("x"), IsOk());
+    ASSERT_THAT(w->EndTensor(), IsOk());
+    EXPECT_THAT(w->Append("y"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("after the last of its 1")));
+  }
+  {  // dropped unfinished
+    absl::StatusOr<SafetensorsWriter> w = SafetensorsWriter::Create(path, {{"a", "U8", {1}}});
+    ASSERT_THAT(w.status(), IsOk());
+    ASSERT_THAT(w->Append("x"), IsOk());
+    ASSERT_THAT(w->EndTensor(), IsOk());
+  }
+  EXPECT_FALSE(std::ifstream(path).good());
+  EXPECT_FALSE(std::ifstream(tmp).good());
+}
+
+TEST(SafetensorsWriterTest, RefusesBadSpecs) {
+  const std::string path = TmpPath("specs.safetensors");
+  EXPECT_THAT(SafetensorsWriter::Create(path, {{"a", "F32", {1}}, {"a", "F32", {1}}}).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("\"a\" is a reserved or repeated name")));
+  EXPECT_THAT(SafetensorsWriter::Create(path, {{"__metadata__", "F32", {1}}}).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("reserved")));
+  EXPECT_THAT(SafetensorsWriter::Create(path, {{"a", "F8_E4M3", {1}}}).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unsupported dtype \"F8_E4M3\"")));
+  EXPECT_THAT(SafetensorsWriter::Create(path, {{"a", "F32", {2, -1}}}).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("negative dimension -1")));
+  EXPECT_THAT(SafetensorsWriter::Create(path, {{"a", "F32", {int64_t{1} << 40, int64_t{1} << 40}}}).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("too many bytes")));
+  EXPECT_FALSE(std::ifstream(path).good());
 }
 
 std::string WithHeader(const std::string& json, const std::string& data) {
