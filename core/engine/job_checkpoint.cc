@@ -136,9 +136,10 @@ absl::StatusOr<std::vector<double>> RanksValues(Communicator& comm, double mine,
 double RankValue(const std::vector<double>& saved, int rank, int world) {
   if (static_cast<int>(saved.size()) == world) return saved[rank];
   if (rank != 0) return 0;
+  if (saved.empty()) return 0;
   double total = 0;
   for (const double v : saved) total += v;
-  return total;
+  return total * world / static_cast<double>(saved.size());
 }
 
 absl::StatusOr<EpochPosition> ResumeEpochJob(Engine& engine, const std::string& resume_from_checkpoint,

@@ -53,8 +53,9 @@ absl::Status RotateJobCheckpoints(const std::string& output_dir, std::int64_t sa
 
 // Running sums each rank keeps for itself (its loss sums) travel in a checkpoint's client state
 // as every rank's value: RanksValues gathers them (every rank calls it) and RankValue hands this
-// rank its own back; at another world size rank 0 gets their total and the others 0, so sums
-// over the ranks keep their value.
+// rank its own back.  At another world size rank 0 gets their total scaled by new / old world
+// size and the others 0, so the mean over the ranks of each rank's mean (how the jobs report
+// their loss) keeps its value.
 absl::StatusOr<std::vector<double>> RanksValues(Communicator& comm, double mine, const at::Device& device);
 double RankValue(const std::vector<double>& saved, int rank, int world);
 

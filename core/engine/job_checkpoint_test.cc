@@ -76,5 +76,16 @@ TEST(JobCheckpoint, RotationKeepsTheNewestAndDropsOlderDebris) {
   EXPECT_THAT(*ListJobCheckpoints(out), ElementsAre(4));
 }
 
+// A rank's own sums come back to it; at another world size the mean over the ranks is kept.
+TEST(JobCheckpoint, RankValuesKeepTheMeanOverRanks) {
+  const std::vector<double> saved = {3.0, 5.0};  // two ranks: mean 4
+  EXPECT_EQ(RankValue(saved, 1, 2), 5.0);
+  EXPECT_EQ(RankValue(saved, 0, 1), 4.0);  // one rank
+  double sum = 0;
+  for (int r = 0; r < 4; ++r) sum += RankValue(saved, r, 4);
+  EXPECT_EQ(sum / 4, 4.0);
+  EXPECT_EQ(RankValue({}, 0, 2), 0.0);
+}
+
 }  // namespace
 }  // namespace zt
