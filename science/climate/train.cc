@@ -21,7 +21,7 @@
 #include "core/comm/rank_env.h"
 #include "core/config/config.h"
 #include "core/engine/engine.h"
-#include "core/engine/job_checkpoint.h"
+#include "core/engine/epoch_job.h"
 #include "core/engine/job_util.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
@@ -233,47 +233,8 @@ class Job {
                         "parameters",
                         (c.height + c.patch - 1) / c.patch, (c.width + c.patch - 1) / c.patch, c.patch, c.embed,
                         c.depth, c.heads, params / 1e6));
-    std::string source;
-    ASSIGN_OR_RETURN(nlohmann::json j, ReadDeepSpeedJson(a_.deepspeed,
-                                                         {{"train_micro_batch_size_per_gpu", "auto"},
-                                                          {"gradient_accumulation_steps", 1},
-                                                          {"gradient_clipping", "auto"},
-                                                          {"zero_optimization", {{"stage", 0}}}},
-                                                         &source));
-    AddJobDefaults(j, {{"type", "AdamW"}, {"params", {{"lr", "auto"}, {"weight_decay", "auto"}}}},
-                   {{"type", "WarmupCosineLR"},
-                    {"params",
-                     {{"total_num_steps", "auto"},
-                      {"warmup_num_steps", "auto"},
-                      {"warmup_min_ratio", 0},
-                      {"cos_min_ratio", 0.01},
-                      {"warmup_type", "linear"}}}},
-                   a_.bf16, a_.fp16);
-    const auto n = static_cast<std::int64_t>(train_.size());
-    per_rank_ = (n + world_ - 1) / world_;
-    steps_per_epoch_ = (per_rank_ + a_.batch_size - 1) / a_.batch_size;
-    AutoValues job;
-    job.lr = a_.learning_rate;
-    job.weight_decay = a_.weight_decay;
-    job.micro_batch = a_.batch_size;
-    job.gradient_accumulation_steps = 1;
-    job.max_grad_norm = a_.max_grad_norm;
-    job.total_steps = std::max<std::int64_t>(steps_per_epoch_ * a_.epochs, 1);
-    job.warmup_steps = static_cast<std::int64_t>(std::ceil(a_.warmup_ratio * *job.total_steps));
-    job.fp16 = a_.fp16;
-    job.bf16 = a_.bf16;
-    job.hidden_size = a_.embed;
-    job.world_size = world_;
-    ASSIGN_OR_RETURN(Config config, Config::FromJson(j.dump(), source, job));
-    if (config.gradient_accumulation_steps != 1) {
-      return absl::UnimplementedError(absl::StrCat(source, ": gradient_accumulation_steps ",
-                                                   config.gradient_accumulation_steps,
-                                                   ": climate_train steps every micro-batch; set it to 1"));
-    }
-    ASSIGN_OR_RETURN(engine_, Engine::Create(model_, config, comm_));
-    Say(absl::StrFormat("engine: ZeRO stage %d, %d rank(s), %s, device %s, %d steps (%d per epoch)",
-                        config.zero_optimization.stage, world_, PrecisionName(config), engine_->device().str(),
-                        *job.total_steps, steps_per_epoch_));
+    ASSIGN_OR_RETURN(engine_, CreateEpochJobEngine(model_, comm_, EpochArgs(), train_.size(),
+                                                   [this](const std::string& line) { Say(line); }));
     return absl::OkStatus();
   }
 
@@ -291,43 +252,43 @@ class Job {
   absl::Status Train() {
     Say(absl::StrFormat("training: %d samples, %d epochs, batch %d per device x %d rank(s)", train_.size(), a_.epochs,
                         a_.batch_size, world_));
-    ASSIGN_OR_RETURN(const EpochPosition start,
-                     ResumeEpochJob(*engine_, a_.resume_from_checkpoint, out_, "climate_train"));
-    if (!start.resumed_from.empty()) {
-      Say(absl::StrFormat("resumed from %s: epoch %d, batch %d of %d", start.resumed_from, start.epoch,
-                          start.step_in_epoch, steps_per_epoch_));
-    }
-    for (int epoch = start.epoch; epoch <= a_.epochs; ++epoch) {
-      const bool resumed = epoch == start.epoch;
-      const auto t0 = Clock::now();
-      const std::vector<std::int64_t> mine = RankShare(train_, a_.seed + epoch, rank_, world_);
-      double loss_sum = resumed ? start.loss_sum : 0;
-      for (std::int64_t s = resumed ? start.step_in_epoch : 0; s < steps_per_epoch_; ++s) {
-        const std::int64_t begin = s * a_.batch_size;
-        const std::vector<std::int64_t> idx(mine.begin() + begin,
-                                            mine.begin() + std::min<std::int64_t>(begin + a_.batch_size, mine.size()));
-        ASSIGN_OR_RETURN(at::Tensor loss, engine_->Forward(BatchOf(idx)));
-        RETURN_IF_ERROR(engine_->Backward(loss));
-        RETURN_IF_ERROR(engine_->Step());
-        loss_sum += loss.detach().item<double>();
-        RETURN_IF_ERROR(MaybeSaveEpochJob(*engine_, "climate_train", out_, a_.save_steps, a_.save_total_limit,
-                                          {epoch, s + 1, loss_sum}, {{"config.json", config_.ToJson()}},
-                                          [this](const std::string& dir) { return SaveCheckpoint(dir); }));
-      }
-      ASSIGN_OR_RETURN(const double loss_total,
-                       SumOverRanks(*comm_, loss_sum / std::max<std::int64_t>(steps_per_epoch_, 1), engine_->device()));
-      const double train_loss = loss_total / world_;
-      std::string line =
-          absl::StrFormat("epoch %d/%d: train_loss %.4f, lr %.2e", epoch, a_.epochs, train_loss, engine_->lr());
+    EpochJobHooks hooks;
+    hooks.batch_of = [this](const std::vector<std::int64_t>& items) { return BatchOf(items); };
+    hooks.epoch_metrics = [this]() -> absl::StatusOr<std::string> {
+      std::string line;
       if (!valid_.empty()) {
         ASSIGN_OR_RETURN(at::Tensor f, Forecast(valid_));
         ASSIGN_OR_RETURN(nlohmann::json m, Score(valid_, f, "valid"));
         absl::StrAppend(&line, absl::StrFormat(", valid_rmse %.4f (persistence %.4f)", Num(m, "valid_rmse"),
                                                Num(m, "persistence_rmse")));
       }
-      Say(absl::StrCat(line, absl::StrFormat(", %.1f s", Seconds(t0))));
-    }
-    return absl::OkStatus();
+      return line;
+    };
+    hooks.export_files = [this](const std::string& dir) { return SaveCheckpoint(dir); };
+    hooks.checkpoint_files = {{"config.json", config_.ToJson()}};
+    hooks.say = [this](const std::string& line) { Say(line); };
+    return TrainEpochs(*engine_, EpochArgs(), train_, hooks);
+  }
+
+  EpochJobArgs EpochArgs() const {
+    EpochJobArgs e;
+    e.name = "climate_train";
+    e.deepspeed = a_.deepspeed;
+    e.output_dir = out_;
+    e.epochs = a_.epochs;
+    e.batch_size = a_.batch_size;
+    e.learning_rate = a_.learning_rate;
+    e.weight_decay = a_.weight_decay;
+    e.warmup_ratio = a_.warmup_ratio;
+    e.max_grad_norm = a_.max_grad_norm;
+    e.bf16 = a_.bf16;
+    e.fp16 = a_.fp16;
+    e.hidden_size = a_.embed;
+    e.seed = a_.seed;
+    e.save_steps = a_.save_steps;
+    e.save_total_limit = a_.save_total_limit;
+    e.resume_from_checkpoint = a_.resume_from_checkpoint;
+    return e;
   }
 
   static double Num(const nlohmann::json& m, const std::string& key) {
@@ -453,7 +414,6 @@ class Job {
   ClimaxConfig config_;
   std::shared_ptr<Climax> model_;
   std::unique_ptr<Engine> engine_;
-  std::int64_t per_rank_ = 0, steps_per_epoch_ = 0;
 };
 
 }  // namespace
