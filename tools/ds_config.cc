@@ -18,6 +18,7 @@
 #include "core/config/config.h"
 #include "core/config/overrides.h"
 #include "core/util/file_util.h"
+#include "tools/flag_value.h"
 
 namespace {
 
@@ -90,18 +91,7 @@ int main(int argc, char** argv) {
   for (std::size_t i = 1; i < args.size(); ++i) {
     const std::string& a = args[i];
     std::string value;
-    auto take = [&](const std::string& flag) -> bool {  // --flag VALUE or --flag=VALUE
-      if (a == flag) {
-        if (i + 1 >= args.size()) return false;
-        value = args[++i];
-        return true;
-      }
-      if (absl::StartsWith(a, flag + "=")) {
-        value = a.substr(flag.size() + 1);
-        return true;
-      }
-      return false;
-    };
+    auto take = [&](const std::string& flag) { return zt::tools::TakeFlagValue(args, &i, flag, &value); };
     if (a == "-h" || a == "--help") {
       std::cout << kUsage;
       return 0;

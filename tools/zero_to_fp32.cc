@@ -13,6 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "core/util/file_util.h"
+#include "tools/flag_value.h"
 #include "tools/zero_to_fp32_lib.h"
 
 namespace {
@@ -47,17 +48,7 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     std::string value;
-    auto take = [&](const std::string& flag) -> bool {  // --flag VALUE or --flag=VALUE
-      if (a == flag && i + 1 < args.size()) {
-        value = args[++i];
-        return true;
-      }
-      if (absl::StartsWith(a, flag + "=")) {
-        value = a.substr(flag.size() + 1);
-        return true;
-      }
-      return false;
-    };
+    auto take = [&](const std::string& flag) { return zt::tools::TakeFlagValue(args, &i, flag, &value); };
     if (a == "-h" || a == "--help") {
       std::cout << kUsage;
       return 0;
