@@ -22,6 +22,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "core/ckpt/checkpoint_dir_internal.h"
 #include "core/util/crc32c.h"
 #include "core/util/file_util.h"
 #include "core/util/logging.h"
@@ -30,19 +31,6 @@
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 
 namespace zt::ckpt {
-namespace {
-
-using Hook = std::function<void(absl::string_view)>;
-
-// Marks every temporary name this file makes (files in a step directory, the step directory
-// while it is built, `latest` while it is replaced); anything called global_step*.tmp-* or
-// latest*.tmp-* in a save directory is a dead writer's debris.
-constexpr char kTmpMarker[] = ".tmp-";
-constexpr char kStepPrefix[] = "global_step";
-constexpr char kOldMarker[] = ".old.tmp-";  // a replaced step directory, see Commit
-constexpr std::size_t kIoChunk = std::size_t{1} << 20;
-constexpr std::size_t kMaxWrite = std::size_t{1} << 30;  // Linux writes at most ~2 GiB per call
-constexpr unsigned kRenameExchange = 1u << 1;            // RENAME_EXCHANGE of <linux/fs.h>
 
 std::string JoinPath(const std::string& dir, absl::string_view name) { return absl::StrCat(dir, "/", name); }
 std::string TmpSuffix() { return absl::StrCat(kTmpMarker, ::getpid()); }
@@ -62,18 +50,7 @@ absl::Status ErrnoError(int err, absl::string_view what, const std::string& path
   return absl::Status(absl::ErrnoToStatusCode(err), absl::StrCat(path, ": cannot ", what, ": ", std::strerror(err)));
 }
 
-// Closes on scope exit.
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f) : fd(f) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
-void RunHook(const Hook& hook, absl::string_view what, const std::string& path, const std::string& to = "") {
+void RunHook(const Hook& hook, absl::string_view what, const std::string& path, const std::string& to) {
   if (!hook) return;
   hook(to.empty() ? absl::StrCat(what, " ", path) : absl::StrCat(what, " ", path, " -> ", to));
 }
@@ -191,6 +168,12 @@ std::string BadNameReason(absl::string_view name) {
   return "";
 }
 
+std::string TensorLabel(const TensorEntry& t) {
+  return absl::StrCat("tensor \"", t.name(), "\" (rank ", t.rank(), ")");
+}
+
+namespace {
+
 // Bytes per element of a safetensors dtype name; 0 for an unknown name.
 int DtypeSize(absl::string_view dtype) {
   static const auto* const kSizes = new std::map<std::string, int, std::less<>>{
@@ -198,10 +181,6 @@ int DtypeSize(absl::string_view dtype) {
       {"BF16", 2}, {"I32", 4}, {"U32", 4}, {"F32", 4},     {"I64", 8},     {"U64", 8}, {"F64", 8}};
   const auto it = kSizes->find(dtype);
   return it == kSizes->end() ? 0 : it->second;
-}
-
-std::string TensorLabel(const TensorEntry& t) {
-  return absl::StrCat("tensor \"", t.name(), "\" (rank ", t.rank(), ")");
 }
 
 // Whole-tensor element count, or -1 with *why set.
@@ -219,6 +198,8 @@ int64_t NumElements(const TensorEntry& t, std::string* why) {
   }
   return numel;
 }
+
+}  // namespace
 
 // What is wrong with one tensor entry on its own; "" if nothing.
 std::string TensorProblem(const TensorEntry& t, int32_t world_size) {
@@ -330,12 +311,6 @@ bool ParseManifestCrcLine(absl::string_view text, uint32_t* crc, uint64_t* size)
   return absl::SimpleHexAtoi(parts[0], crc) && absl::SimpleAtoi(parts[1], size);
 }
 
-struct Latest {
-  std::string path;  // SAVE_DIR/latest
-  std::string tag;   // global_stepN
-  int64_t step = 0;
-};
-
 absl::StatusOr<Latest> ReadLatest(const std::string& save_dir) {
   Latest latest;
   latest.path = JoinPath(save_dir, kLatestFile);
@@ -351,8 +326,6 @@ absl::StatusOr<Latest> ReadLatest(const std::string& save_dir) {
   return latest;
 }
 
-}  // namespace
-
 std::string StepDirName(int64_t step) { return absl::StrCat(kStepPrefix, step); }
 
 std::optional<int64_t> ParseStepDirName(absl::string_view name) {
@@ -364,567 +337,6 @@ std::optional<int64_t> ParseStepDirName(absl::string_view name) {
   int64_t step = 0;
   if (!absl::SimpleAtoi(name, &step)) return std::nullopt;
   return step;
-}
-
-// ---- FileSink ------------------------------------------------------------------------------
-
-FileSink::FileSink(FileSink&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)),
-      dir_(std::move(other.dir_)),
-      name_(std::move(other.name_)),
-      tmp_path_(std::exchange(other.tmp_path_, "")),
-      rank_(other.rank_),
-      size_(other.size_),
-      crc_(other.crc_),
-      error_(std::move(other.error_)),
-      before_each_write_step_(std::move(other.before_each_write_step_)) {}
-
-FileSink& FileSink::operator=(FileSink&& other) noexcept {
-  if (this != &other) {
-    Discard();
-    fd_ = std::exchange(other.fd_, -1);
-    dir_ = std::move(other.dir_);
-    name_ = std::move(other.name_);
-    tmp_path_ = std::exchange(other.tmp_path_, "");
-    rank_ = other.rank_;
-    size_ = other.size_;
-    crc_ = other.crc_;
-    error_ = std::move(other.error_);
-    before_each_write_step_ = std::move(other.before_each_write_step_);
-  }
-  return *this;
-}
-
-FileSink::~FileSink() { Discard(); }
-
-void FileSink::Discard() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-  if (!tmp_path_.empty()) std::remove(tmp_path_.c_str());
-  tmp_path_.clear();
-}
-
-absl::Status FileSink::Append(absl::string_view bytes) {
-  if (!error_.ok()) return error_;
-  if (fd_ < 0) return absl::FailedPreconditionError(absl::StrCat("checkpoint file \"", name_, "\" is finished"));
-  error_ = WriteAll(fd_, bytes, tmp_path_, before_each_write_step_);
-  if (!error_.ok()) return error_;
-  size_ += bytes.size();
-  crc_ = crc32c::Extend(crc_, bytes);
-  return absl::OkStatus();
-}
-
-// ---- CheckpointWriter ----------------------------------------------------------------------
-
-absl::StatusOr<CheckpointWriter> CheckpointWriter::Begin(const std::string& save_dir, int64_t step,
-                                                         CheckpointWriterOptions options) {
-  if (step < 0) return absl::InvalidArgumentError(absl::StrCat("checkpoint step ", step, " is negative"));
-  if (options.world_size < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("checkpoint world_size ", options.world_size, " is not positive"));
-  }
-  if (options.zero_stage < 0 || options.zero_stage > 3) {
-    return absl::InvalidArgumentError(absl::StrCat("checkpoint zero_stage ", options.zero_stage, " is not 0..3"));
-  }
-  if (save_dir.empty()) return absl::InvalidArgumentError("checkpoint save directory is empty");
-  CheckpointWriter w;
-  w.save_dir_ = StripTrailingSlashes(save_dir);
-  w.step_ = step;
-  w.step_dir_ = JoinPath(w.save_dir_, StepDirName(step));
-  w.staging_dir_ = absl::StrCat(w.step_dir_, TmpSuffix());
-  w.options_ = std::move(options);
-
-  RETURN_IF_ERROR(MakeDirs(w.save_dir_));
-  RETURN_IF_ERROR(RemoveDebris(w.save_dir_, w.options_.before_each_write_step));
-  if (PathExists(w.step_dir_) && !IsCompleteStepDir(w.step_dir_)) {
-    return absl::FailedPreconditionError(absl::StrCat(w.step_dir_, ": exists but is not a complete checkpoint (no ",
-                                                      kManifestFile, "); remove it or save another step"));
-  }
-  w.Point("mkdir", w.staging_dir_);
-  if (::mkdir(w.staging_dir_.c_str(), 0755) != 0) return ErrnoError(errno, "create directory", w.staging_dir_);
-
-  w.manifest_.set_format_version(kManifestFormatVersion);
-  w.manifest_.set_world_size(w.options_.world_size);
-  w.manifest_.set_zero_stage(w.options_.zero_stage);
-  w.manifest_.set_global_step(step);
-  w.active_ = true;
-  return w;
-}
-
-CheckpointWriter::CheckpointWriter(CheckpointWriter&& other) noexcept
-    : save_dir_(std::move(other.save_dir_)),
-      staging_dir_(std::move(other.staging_dir_)),
-      step_dir_(std::move(other.step_dir_)),
-      step_(other.step_),
-      options_(std::move(other.options_)),
-      manifest_(std::move(other.manifest_)),
-      active_(std::exchange(other.active_, false)) {}
-
-CheckpointWriter& CheckpointWriter::operator=(CheckpointWriter&& other) noexcept {
-  if (this != &other) {
-    WarnIfAbandoned();
-    save_dir_ = std::move(other.save_dir_);
-    staging_dir_ = std::move(other.staging_dir_);
-    step_dir_ = std::move(other.step_dir_);
-    step_ = other.step_;
-    options_ = std::move(other.options_);
-    manifest_ = std::move(other.manifest_);
-    active_ = std::exchange(other.active_, false);
-  }
-  return *this;
-}
-
-CheckpointWriter::~CheckpointWriter() { WarnIfAbandoned(); }
-
-void CheckpointWriter::WarnIfAbandoned() const {
-  if (active_) {
-    ZT_LOG(WARNING) << "checkpoint " << step_dir_ << " abandoned without Commit or Abort; " << staging_dir_
-                    << " is left for the next writer to remove";
-  }
-}
-
-void CheckpointWriter::Point(absl::string_view what, const std::string& path, const std::string& to) const {
-  RunHook(options_.before_each_write_step, what, path, to);
-}
-
-absl::Status CheckpointWriter::CheckActive() const {
-  if (active_) return absl::OkStatus();
-  return absl::FailedPreconditionError(
-      absl::StrCat("checkpoint writer for ", step_dir_, " is finished (committed, aborted or failed)"));
-}
-
-absl::Status CheckpointWriter::AddFile(const std::string& name, absl::string_view bytes, int32_t rank) {
-  ASSIGN_OR_RETURN(FileSink file, OpenFile(name, rank));
-  RETURN_IF_ERROR(file.Append(bytes));
-  return FinishFile(std::move(file));
-}
-
-absl::StatusOr<FileSink> CheckpointWriter::OpenFile(const std::string& name, int32_t rank) {
-  RETURN_IF_ERROR(CheckActive());
-  if (const std::string why = BadNameReason(name); !why.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("checkpoint file name \"", absl::CEscape(name), "\" ", why));
-  }
-  if (rank < -1 || rank >= options_.world_size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("checkpoint file \"", name, "\": rank ", rank, " outside [-1, ", options_.world_size, ")"));
-  }
-  for (const FileEntry& f : manifest_.files()) {
-    if (f.name() == name) {
-      return absl::AlreadyExistsError(absl::StrCat(JoinPath(staging_dir_, name), ": written already"));
-    }
-  }
-  FileSink file;
-  file.dir_ = staging_dir_;
-  file.name_ = name;
-  file.rank_ = rank;
-  file.before_each_write_step_ = options_.before_each_write_step;
-  const std::string tmp = absl::StrCat(JoinPath(staging_dir_, name), TmpSuffix());
-  Point("create", tmp);
-  // O_EXCL: two sinks of one name would write the same temporary file.
-  file.fd_ = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (file.fd_ < 0 && errno == EEXIST) {
-    return absl::AlreadyExistsError(absl::StrCat(tmp, ": checkpoint file \"", name, "\" is being written already"));
-  }
-  if (file.fd_ < 0) return ErrnoError(errno, "create", tmp);
-  file.tmp_path_ = tmp;
-  return file;
-}
-
-absl::Status CheckpointWriter::FinishFile(FileSink file) {
-  RETURN_IF_ERROR(CheckActive());
-  if (file.dir_ != staging_dir_) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("checkpoint file \"", file.name_, "\" belongs to another checkpoint writer (", file.dir_, ")"));
-  }
-  RETURN_IF_ERROR(file.error_);
-  if (file.fd_ < 0) {
-    return absl::FailedPreconditionError(absl::StrCat("checkpoint file \"", file.name_, "\" is finished already"));
-  }
-  const int fd = std::exchange(file.fd_, -1);
-  RETURN_IF_ERROR(SyncAndRename(fd, file.tmp_path_, staging_dir_, file.name_, options_.before_each_write_step));
-  file.tmp_path_.clear();  // renamed: nothing left for the sink to remove
-  FileEntry* entry = manifest_.add_files();
-  entry->set_name(file.name_);
-  entry->set_size(file.size_);
-  entry->set_crc32c(file.crc_);
-  entry->set_rank(file.rank_);
-  return absl::OkStatus();
-}
-
-absl::Status CheckpointWriter::AddWrittenFile(const FileEntry& file) {
-  RETURN_IF_ERROR(CheckActive());
-  if (const std::string why = BadNameReason(file.name()); !why.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("checkpoint file name \"", absl::CEscape(file.name()), "\" ", why));
-  }
-  if (file.rank() < -1 || file.rank() >= options_.world_size) {
-    return absl::InvalidArgumentError(absl::StrCat("checkpoint file \"", file.name(), "\": rank ", file.rank(),
-                                                   " outside [-1, ", options_.world_size, ")"));
-  }
-  for (const FileEntry& f : manifest_.files()) {
-    if (f.name() == file.name()) {
-      return absl::AlreadyExistsError(absl::StrCat(JoinPath(staging_dir_, file.name()), ": written already"));
-    }
-  }
-  const std::string path = JoinPath(staging_dir_, file.name());
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return ErrnoError(errno, "stat", path);
-  if (static_cast<uint64_t>(st.st_size) != file.size()) {
-    return absl::DataLossError(absl::StrCat(path, ": ", st.st_size, " bytes on disk, but its writer (rank ",
-                                            file.rank(), ") sent ", file.size()));
-  }
-  *manifest_.add_files() = file;
-  return absl::OkStatus();
-}
-
-std::string StagingDirName(const std::string& save_dir, int64_t step, int64_t writer_pid) {
-  return absl::StrCat(JoinPath(StripTrailingSlashes(save_dir), StepDirName(step)), kTmpMarker, writer_pid);
-}
-
-absl::StatusOr<FileSink> OpenStagedFile(const std::string& staging_dir, const std::string& name, int32_t rank,
-                                        std::function<void(absl::string_view)> before_each_write_step) {
-  if (const std::string why = BadNameReason(name); !why.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("checkpoint file name \"", absl::CEscape(name), "\" ", why));
-  }
-  if (!IsDirectory(staging_dir)) {
-    return absl::NotFoundError(absl::StrCat(staging_dir, ": no such staging directory (rank 0 creates it)"));
-  }
-  FileSink file;
-  file.dir_ = staging_dir;
-  file.name_ = name;
-  file.rank_ = rank;
-  file.before_each_write_step_ = std::move(before_each_write_step);
-  const std::string tmp = absl::StrCat(JoinPath(staging_dir, name), TmpSuffix());
-  RunHook(file.before_each_write_step_, "create", tmp);
-  file.fd_ = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (file.fd_ < 0) return ErrnoError(errno, "create", tmp);
-  file.tmp_path_ = tmp;
-  return file;
-}
-
-absl::StatusOr<FileEntry> FinishStagedFile(FileSink file) {
-  RETURN_IF_ERROR(file.error_);
-  if (file.fd_ < 0) {
-    return absl::FailedPreconditionError(absl::StrCat("checkpoint file \"", file.name_, "\" is finished already"));
-  }
-  const int fd = std::exchange(file.fd_, -1);
-  RETURN_IF_ERROR(SyncAndRename(fd, file.tmp_path_, file.dir_, file.name_, file.before_each_write_step_));
-  file.tmp_path_.clear();
-  FileEntry entry;
-  entry.set_name(file.name_);
-  entry.set_size(file.size_);
-  entry.set_crc32c(file.crc_);
-  entry.set_rank(file.rank_);
-  return entry;
-}
-
-absl::Status CheckpointWriter::AddTensor(TensorEntry tensor) {
-  RETURN_IF_ERROR(CheckActive());
-  if (const std::string why = TensorProblem(tensor, options_.world_size); !why.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("checkpoint ", step_dir_, ": ", why));
-  }
-  *manifest_.add_tensors() = std::move(tensor);
-  return absl::OkStatus();
-}
-
-void CheckpointWriter::SetMeta(const std::string& key, const std::string& value) {
-  (*manifest_.mutable_meta())[key] = value;
-}
-
-absl::Status CheckpointWriter::Commit() {
-  RETURN_IF_ERROR(CheckActive());
-  // A caller's mistake (a tensor in a file never added, slices that leave a gap) leaves the
-  // writer open to be put right.
-  if (const std::string why = ManifestProblem(manifest_); !why.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot commit checkpoint ", step_dir_, ": ", why));
-  }
-  active_ = false;
-  manifest_.set_created_unix_s(static_cast<int64_t>(std::time(nullptr)));
-  std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream out(&bytes);
-    google::protobuf::io::CodedOutputStream coded(&out);
-    coded.SetSerializationDeterministic(true);  // the same checkpoint, the same bytes (meta is a map)
-    if (!manifest_.SerializeToCodedStream(&coded)) {
-      return absl::InternalError(absl::StrCat(step_dir_, ": cannot serialize the manifest"));
-    }
-  }
-  const Hook& hook = options_.before_each_write_step;
-  RETURN_IF_ERROR(
-      WriteFileDurably(staging_dir_, kManifestCrcFile, ManifestCrcLine(crc32c::Value(bytes), bytes.size()), hook));
-  RETURN_IF_ERROR(WriteFileDurably(staging_dir_, kManifestFile, bytes, hook));
-
-  // The step directory appears complete, in one rename.
-  std::string old_dir;  // a replaced checkpoint of the same step, to delete at the end
-  if (IsDirectory(step_dir_)) {
-    Point("exchange", staging_dir_, step_dir_);
-    if (::syscall(SYS_renameat2, AT_FDCWD, staging_dir_.c_str(), AT_FDCWD, step_dir_.c_str(), kRenameExchange) == 0) {
-      old_dir = staging_dir_;
-    } else if (errno == EINVAL || errno == ENOSYS) {
-      // No RENAME_EXCHANGE here (NFS): two renames.  If we die between them, the next writer's
-      // RemoveDebris puts the *.old.tmp-* directory back.
-      old_dir = absl::StrCat(step_dir_, ".old", TmpSuffix());
-      Point("rename", step_dir_, old_dir);
-      if (std::rename(step_dir_.c_str(), old_dir.c_str()) != 0) {
-        return ErrnoError(errno, "rename to " + old_dir, step_dir_);
-      }
-      Point("rename", staging_dir_, step_dir_);
-      if (std::rename(staging_dir_.c_str(), step_dir_.c_str()) != 0) {
-        return ErrnoError(errno, "rename to " + step_dir_, staging_dir_);
-      }
-    } else {
-      return ErrnoError(errno, "exchange with " + step_dir_, staging_dir_);
-    }
-  } else {
-    Point("rename", staging_dir_, step_dir_);
-    if (std::rename(staging_dir_.c_str(), step_dir_.c_str()) != 0) {
-      return ErrnoError(errno, "rename to " + step_dir_, staging_dir_);
-    }
-  }
-  RETURN_IF_ERROR(FsyncDir(save_dir_, hook));
-
-  // Only now may `latest` name it.
-  if (options_.update_latest) RETURN_IF_ERROR(WriteFileDurably(save_dir_, kLatestFile, StepDirName(step_), hook));
-
-  if (!old_dir.empty()) {
-    Point("remove", old_dir);
-    if (const absl::Status removed = RemoveFlatDir(old_dir); !removed.ok()) {
-      ZT_LOG(WARNING) << "checkpoint " << step_dir_ << " committed, but the one it replaced stays: " << removed;
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CheckpointWriter::Abort() {
-  RETURN_IF_ERROR(CheckActive());
-  active_ = false;
-  Point("remove", staging_dir_);
-  return RemoveFlatDir(staging_dir_);
-}
-
-// ---- CheckpointReader ----------------------------------------------------------------------
-
-absl::StatusOr<CheckpointReader> CheckpointReader::OpenStepDir(const std::string& dir,
-                                                               std::optional<int64_t> expected_step,
-                                                               const std::string& via, bool verify_files) {
-  const std::string context = via.empty() ? "" : absl::StrCat(" (", via, " names this checkpoint)");
-  const auto lost = [&context](absl::string_view message) {
-    return absl::DataLossError(absl::StrCat(message, context));
-  };
-  const auto with_context = [&context](const absl::Status& s) {
-    return absl::Status(s.code(), absl::StrCat(s.message(), context));
-  };
-  const std::string crc_path = JoinPath(dir, kManifestCrcFile);
-  const std::string manifest_path = JoinPath(dir, kManifestFile);
-
-  absl::StatusOr<std::string> crc_text = ReadFileToString(crc_path);
-  if (absl::IsNotFound(crc_text.status())) {
-    return lost(absl::StrCat(dir, ": an incomplete checkpoint: ", crc_path, " is missing"));
-  }
-  if (!crc_text.ok()) return with_context(crc_text.status());
-  uint32_t want_crc = 0;
-  uint64_t want_size = 0;
-  if (!ParseManifestCrcLine(*crc_text, &want_crc, &want_size)) {
-    return lost(absl::StrCat(crc_path, ": holds \"", absl::CHexEscape(crc_text->substr(0, 64)),
-                             "\", not \"<8 hex digits> <size>\\n\""));
-  }
-  absl::StatusOr<std::string> bytes = ReadFileToString(manifest_path);
-  if (absl::IsNotFound(bytes.status())) {
-    return lost(absl::StrCat(dir, ": an incomplete checkpoint: ", manifest_path, " is missing"));
-  }
-  if (!bytes.ok()) return with_context(bytes.status());
-  if (bytes->size() != want_size) {
-    return lost(absl::StrCat(manifest_path, ": ", bytes->size(), " bytes, but ", crc_path, " says ", want_size));
-  }
-  if (const uint32_t crc = crc32c::Value(*bytes); crc != want_crc) {
-    return lost(absl::StrCat(manifest_path, ": crc32c ", Hex(crc), ", but ", crc_path, " says ", Hex(want_crc),
-                             ": the manifest is corrupt"));
-  }
-  CheckpointReader reader;
-  reader.step_dir_ = dir;
-  if (!reader.manifest_.ParseFromString(*bytes)) {
-    return lost(absl::StrCat(manifest_path, ": its checksum matches, but it is not a zt.ckpt.Manifest"));
-  }
-  const Manifest& m = reader.manifest_;
-  if (m.format_version() == 0) return lost(absl::StrCat(manifest_path, ": no format_version"));
-  if (m.format_version() > kManifestFormatVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(manifest_path, ": format_version ", m.format_version(),
-                                                      " is newer than this reader's ", kManifestFormatVersion,
-                                                      "; read it with a newer zerotrain", context));
-  }
-  if (const std::string why = ManifestProblem(m); !why.empty()) return lost(absl::StrCat(manifest_path, ": ", why));
-  if (expected_step.has_value() && m.global_step() != *expected_step) {
-    return lost(
-        absl::StrCat(manifest_path, ": global_step ", m.global_step(), " in a directory for step ", *expected_step));
-  }
-  for (int i = 0; i < m.files_size(); ++i) reader.file_index_.emplace(m.files(i).name(), i);
-  if (!verify_files) return reader;
-  if (absl::Status verified = reader.Verify(); !verified.ok()) {
-    return absl::Status(verified.code(), absl::StrCat(verified.message(), "; nothing was loaded", context));
-  }
-  return reader;
-}
-
-absl::Status CheckpointReader::Verify() const {
-  std::vector<std::string> problems;
-  absl::StatusCode code = absl::StatusCode::kOk;
-  for (const FileEntry& f : manifest_.files()) {
-    const absl::Status status =
-        ReadFileInChunks(f.name(), kIoChunk, [](absl::string_view) { return absl::OkStatus(); });
-    if (status.ok()) continue;
-    if (code == absl::StatusCode::kOk) code = status.code();
-    problems.emplace_back(status.message());
-  }
-  if (problems.empty()) return absl::OkStatus();
-  return absl::Status(code, absl::StrJoin(problems, "; "));
-}
-
-absl::Status CheckpointReader::VerifyFile(absl::string_view name) const {
-  return ReadFileInChunks(name, kIoChunk, [](absl::string_view) { return absl::OkStatus(); });
-}
-
-const FileEntry* CheckpointReader::FindFile(absl::string_view name) const {
-  const auto it = file_index_.find(name);
-  return it == file_index_.end() ? nullptr : &manifest_.files(it->second);
-}
-
-std::vector<const TensorEntry*> CheckpointReader::FindTensor(absl::string_view name) const {
-  std::vector<const TensorEntry*> out;
-  for (const TensorEntry& t : manifest_.tensors()) {
-    if (t.name() == name) out.push_back(&t);
-  }
-  return out;
-}
-
-absl::StatusOr<std::string> CheckpointReader::ReadFile(absl::string_view name) const {
-  std::string out;
-  if (const FileEntry* f = FindFile(name)) out.reserve(f->size());
-  RETURN_IF_ERROR(ReadFileInChunks(name, kIoChunk, [&out](absl::string_view chunk) {
-    out.append(chunk.data(), chunk.size());
-    return absl::OkStatus();
-  }));
-  return out;
-}
-
-absl::Status CheckpointReader::ReadFileInChunks(absl::string_view name, std::size_t chunk_bytes,
-                                                const std::function<absl::Status(absl::string_view)>& consume) const {
-  const FileEntry* f = FindFile(name);
-  if (f == nullptr) {
-    return absl::NotFoundError(absl::StrCat(step_dir_, ": ", kManifestFile, " lists no file \"", name, "\""));
-  }
-  const std::string path = JoinPath(step_dir_, name);
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.fd < 0 && errno == ENOENT) {
-    return absl::DataLossError(absl::StrCat(path, ": missing (", kManifestFile, " lists it)"));
-  }
-  if (fd.fd < 0) return ErrnoError(errno, "open", path);
-  // No bigger than the file: Verify reads many small files with the default chunk.
-  std::string buffer(std::clamp<uint64_t>(f->size(), 1, std::max<std::size_t>(chunk_bytes, 1)), '\0');
-  uint64_t size = 0;
-  uint32_t crc = 0;
-  for (;;) {
-    const ssize_t n = ::read(fd.fd, buffer.data(), buffer.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      return absl::DataLossError(absl::StrCat(path, ": read failed at byte ", size, ": ", std::strerror(errno)));
-    }
-    if (n == 0) break;
-    size += static_cast<uint64_t>(n);
-    if (size > f->size()) {  // never hand out bytes the manifest does not vouch for
-      return absl::DataLossError(
-          absl::StrCat(path, ": longer than the ", f->size(), " bytes ", kManifestFile, " says"));
-    }
-    const absl::string_view chunk(buffer.data(), static_cast<std::size_t>(n));
-    crc = crc32c::Extend(crc, chunk);
-    RETURN_IF_ERROR(consume(chunk));
-  }
-  if (size != f->size()) {
-    return absl::DataLossError(
-        absl::StrCat(path, ": ", size, " bytes, but ", kManifestFile, " says ", f->size(), " (truncated)"));
-  }
-  if (crc != f->crc32c()) {
-    return absl::DataLossError(absl::StrCat(path, ": crc32c ", Hex(crc), ", but ", kManifestFile, " says ",
-                                            Hex(f->crc32c()), ": the file is corrupt"));
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> CheckpointReader::ReadTensorBytes(const TensorEntry& tensor) const {
-  absl::StatusOr<std::string> bytes = ReadFileRange(tensor.file(), tensor.offset(), tensor.nbytes());
-  if (absl::IsOutOfRange(bytes.status())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(JoinPath(step_dir_, tensor.file()), ": ", TensorLabel(tensor), " runs past the file's end"));
-  }
-  return bytes;
-}
-
-absl::StatusOr<std::string> CheckpointReader::ReadFileRange(absl::string_view name, uint64_t offset,
-                                                            uint64_t nbytes) const {
-  const FileEntry* f = FindFile(name);
-  if (f == nullptr) {
-    return absl::NotFoundError(absl::StrCat(step_dir_, ": ", kManifestFile, " lists no file \"", name, "\""));
-  }
-  const std::string path = JoinPath(step_dir_, name);
-  if (offset > f->size() || nbytes > f->size() - offset) {
-    return absl::OutOfRangeError(
-        absl::StrCat(path, ": bytes [", offset, ", ", offset + nbytes, ") run past its ", f->size()));
-  }
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.fd < 0 && errno == ENOENT) {
-    return absl::DataLossError(absl::StrCat(path, ": missing (", kManifestFile, " lists it)"));
-  }
-  if (fd.fd < 0) return ErrnoError(errno, "open", path);
-  struct stat st {};
-  if (::fstat(fd.fd, &st) != 0) return ErrnoError(errno, "stat", path);
-  if (static_cast<uint64_t>(st.st_size) != f->size()) {
-    return absl::DataLossError(absl::StrCat(path, ": ", st.st_size, " bytes, but ", kManifestFile, " says ", f->size(),
-                                            " (changed since it was checked)"));
-  }
-  std::string out(nbytes, '\0');
-  uint64_t done = 0;
-  while (done < out.size()) {
-    const ssize_t n = ::pread(fd.fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      return absl::DataLossError(
-          absl::StrCat(path, ": read failed at byte ", offset + done, ": ", std::strerror(errno)));
-    }
-    if (n == 0) return absl::DataLossError(absl::StrCat(path, ": ended at byte ", offset + done));
-    done += static_cast<uint64_t>(n);
-  }
-  return out;
-}
-
-// ---- Opening, listing, rotating ------------------------------------------------------------
-
-absl::StatusOr<CheckpointReader> OpenCheckpoint(const std::string& path) {
-  return OpenCheckpoint(path, OpenCheckpointOptions{});
-}
-
-absl::StatusOr<CheckpointReader> OpenCheckpoint(const std::string& path_in, const OpenCheckpointOptions& options) {
-  const std::string path = StripTrailingSlashes(path_in);
-  if (!PathExists(path)) return absl::NotFoundError(absl::StrCat(path, ": no such checkpoint or save directory"));
-  if (!IsDirectory(path)) return absl::InvalidArgumentError(absl::StrCat(path, ": not a directory"));
-  if (PathExists(JoinPath(path, kLatestFile))) {
-    ASSIGN_OR_RETURN(const Latest latest, ReadLatest(path));
-    const std::string dir = JoinPath(path, latest.tag);
-    if (!IsDirectory(dir)) {
-      return absl::DataLossError(absl::StrCat(latest.path, " names ", latest.tag, ", but ", dir, " does not exist"));
-    }
-    return CheckpointReader::OpenStepDir(dir, latest.step, latest.path, options.verify_files);
-  }
-  const absl::string_view base = Basename(path);
-  if (PathExists(JoinPath(path, kManifestFile)) || PathExists(JoinPath(path, kManifestCrcFile)) ||
-      ParseStepDirName(base).has_value() || absl::StrContains(base, kTmpMarker)) {
-    return CheckpointReader::OpenStepDir(path, ParseStepDirName(base), "", options.verify_files);
-  }
-  absl::StatusOr<std::vector<int64_t>> steps = ListCheckpointSteps(path);
-  if (steps.ok() && !steps->empty()) {
-    std::vector<std::string> names;
-    for (const int64_t s : *steps) names.push_back(StepDirName(s));
-    return absl::NotFoundError(absl::StrCat(path, ": no ", kLatestFile, " file; its complete checkpoints are ",
-                                            absl::StrJoin(names, ", "), ": open one by its path"));
-  }
-  return absl::NotFoundError(absl::StrCat(path, ": neither a checkpoint step directory (no ", kManifestFile,
-                                          ") nor a save directory (no ", kLatestFile, ")"));
 }
 
 absl::StatusOr<std::vector<int64_t>> ListCheckpointSteps(const std::string& save_dir) {
