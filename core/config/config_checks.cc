@@ -257,10 +257,16 @@ std::vector<std::string> ListNotImplemented(const Json& doc, const Config& c) {
     const ObjectSchema* schema = BlockSchema(block);
     if (found == nullptr || schema == nullptr) continue;
     Json value = *found;
-    // A checkpoint writer block turns DeepSpeed's fast writer on, even with default values.
-    if (std::string(block) == "checkpoint" && value.contains("writer")) {
-      add("checkpoint.writer", value["writer"], what);
-      value.erase("writer");
+    if (std::string(block) == "checkpoint") {
+      // A writer block turns DeepSpeed's fast writer on, even with default values.
+      if (value.contains("writer")) {
+        add("checkpoint.writer", value["writer"], what);
+        value.erase("writer");
+      }
+      // Met as they are: every rank saves under the one global step (the tag), and every
+      // checkpoint loads at any world size and stage (Engine::LoadCheckpoint).
+      value.erase("tag_validation");
+      value.erase("load_universal");
     }
     for (const std::string& line : NonDefaultKeys(*schema, value, block))
       out.push_back(absl::StrCat(line, " (", what, ")"));

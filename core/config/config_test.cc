@@ -154,7 +154,8 @@ TEST(Config, OffloadBeyondWhatTheStageAllows) {
   EXPECT_THAT(nvme->not_implemented, IsEmpty());
   auto gds = Parse(R"({"aio": {"use_gds": true}})");
   ASSERT_THAT(gds, IsOk());
-  EXPECT_THAT(gds->not_implemented, ElementsAre("aio.use_gds=true (GPUDirect Storage: swap files move through host buffers)"));
+  EXPECT_THAT(gds->not_implemented,
+              ElementsAre("aio.use_gds=true (GPUDirect Storage: swap files move through host buffers)"));
   auto params_only =
       Parse(R"({"zero_optimization": {"stage": 3, "offload_param": {"device": "nvme", "nvme_path": "/x"}}})");
   ASSERT_THAT(params_only, IsOk());
@@ -326,7 +327,17 @@ TEST(Config, CaseInsensitiveEnumsAreRead) {
   EXPECT_EQ(c->gradient_allreduce_op, AllReduceOp::kSum);
   EXPECT_EQ(c->checkpoint.tag_validation, "FAIL");
   EXPECT_EQ(c->optimizer.type, OptimizerType::kAdamW);
-  EXPECT_THAT(c->not_implemented, ElementsAre("checkpoint.tag_validation=\"FAIL\" (checkpoint option)"));
+  EXPECT_THAT(c->not_implemented, ::testing::IsEmpty());
+}
+
+// Every checkpoint is universal and every rank saves under one tag: load_universal and
+// tag_validation are met; node-local storage is not there.
+TEST(Config, CheckpointOptions) {
+  auto c = Parse(R"({"checkpoint": {"load_universal": true, "tag_validation": "IGNORE",
+                     "use_node_local_storage": true}})");
+  ASSERT_THAT(c, IsOk());
+  EXPECT_TRUE(c->checkpoint.load_universal);
+  EXPECT_THAT(c->not_implemented, ElementsAre("checkpoint.use_node_local_storage=true (checkpoint option)"));
 }
 
 TEST(Config, RemovedKeysAreRefusedWithTheReason) {
@@ -506,7 +517,7 @@ TEST(Config, NotImplementedFeaturesAreListedOneLineEach) {
     "dump_state": true,
     "disable_allgather": true,
     "data_types": {"grad_accum_dtype": "bf16"},
-    "checkpoint": {"load_universal": true},
+    "checkpoint": {"use_node_local_storage": true},
     "pipeline": {"stages": 2},
     "compile": {"deepcompile": true}
   })");
@@ -522,7 +533,7 @@ TEST(Config, NotImplementedFeaturesAreListedOneLineEach) {
                           "comms_logger.enabled=true (communication logger)",
                           "flops_profiler.enabled=true (FLOPs profiler)", "memory_breakdown=true (memory breakdown)",
                           "dump_state=true (dumping engine state)", "disable_allgather=true (disabling the allgather)",
-                          "checkpoint.load_universal=true (checkpoint option)",
+                          "checkpoint.use_node_local_storage=true (checkpoint option)",
                           "pipeline.stages=2 (pipeline parallelism)", "compile.deepcompile=true (DeepCompile)"));
 }
 
