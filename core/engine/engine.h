@@ -1,4 +1,4 @@
-// The training engine: what deepspeed.initialize returns, for ZeRO stages 0-2.
+// The training engine: what deepspeed.initialize returns, for ZeRO stages 0-3.
 //
 //   ASSIGN_OR_RETURN(zt::Config config, zt::Config::FromFile(path, job));
 //   ASSIGN_OR_RETURN(std::shared_ptr<zt::Communicator> comm, zt::Communicator::Create(comm_options));
@@ -8,6 +8,7 @@
 //     RETURN_IF_ERROR(engine->Backward(loss));
 //     RETURN_IF_ERROR(engine->Step());          // updates only at accumulation boundaries
 //   }
+//   RETURN_IF_ERROR(engine->SaveCheckpoint(save_dir));   // LoadCheckpoint(save_dir) resumes
 //
 // The update is the one plain single-process training computes on the global batch (the
 // equivalence the tests hold every stage to):
@@ -202,8 +203,8 @@ class Engine {
     std::int64_t size = 0;  // the partition's length
   };
   StateMap MapState(int rank) const;
-  // Partition values in host memory for one kind (0 parameters, 1 master, 2 exp_avg,
-  // 3 exp_avg_sq), `host` holding the offloaded state when there is some.
+  // This rank's partition of one kind (0 parameters, 1 master, 2 exp_avg, 3 exp_avg_sq), on the
+  // device or in host memory, `host` holding the offloaded state when there is some.
   absl::StatusOr<at::Tensor> PartitionValues(int kind, const HostAdam::State* host);
   absl::Status InstallPartition(const std::vector<at::Tensor>& values, std::int64_t optimizer_steps);
   absl::Status ReleaseGathered(int modifier_rank);

@@ -29,7 +29,9 @@ void Fake(const std::string& out, int step, bool complete) {
   const std::string dir = JobCheckpointDir(out, step);
   ASSERT_OK(MakeDirs(dir + "/global_step" + std::to_string(step)));
   ASSERT_OK(WriteFileAtomically(dir + "/model.safetensors", "x"));
-  if (complete) ASSERT_OK(WriteFileAtomically(dir + "/latest", "global_step" + std::to_string(step)));
+  if (complete) {
+    ASSERT_OK(WriteFileAtomically(dir + "/latest", "global_step" + std::to_string(step)));
+  }
 }
 
 TEST(JobCheckpoint, LatestIsTheNewestCompleteOne) {
