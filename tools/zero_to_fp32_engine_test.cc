@@ -5,11 +5,9 @@
 #include <ATen/Parallel.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <sstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -20,6 +18,7 @@
 #include "core/engine/test_models.h"
 #include "core/util/status_macros.h"
 #include "core/util/status_matchers.h"
+#include "core/util/test_files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tools/zero_to_fp32_lib.h"
@@ -27,12 +26,7 @@
 namespace zt::tools {
 namespace {
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using ::zt::testing::Slurp;
 
 class ZeroToFp32Engine : public ::testing::TestWithParam<int> {
  protected:

@@ -16,7 +16,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -24,11 +23,14 @@
 #include "absl/strings/str_format.h"
 #include "core/ckpt/checkpoint_dir.h"
 #include "core/util/status_matchers.h"
+#include "core/util/test_files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace zt::tools {
 namespace {
+
+using ::zt::testing::Slurp;
 
 using ::testing::HasSubstr;
 
@@ -39,13 +41,6 @@ std::string TmpDir() { return std::getenv("TEST_TMPDIR"); }
 
 std::string Binary() {
   return absl::StrCat(std::getenv("TEST_SRCDIR"), "/", std::getenv("TEST_WORKSPACE"), "/tools/zero_to_fp32");
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // Element j of tensor i: exact in fp32, the same whichever slice carries it.

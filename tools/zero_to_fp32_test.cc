@@ -10,7 +10,6 @@
 #include <fstream>
 #include <functional>
 #include <map>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,6 +19,7 @@
 #include "core/ckpt/checkpoint_dir.h"
 #include "core/ckpt/safetensors.h"
 #include "core/util/status_matchers.h"
+#include "core/util/test_files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -27,25 +27,12 @@
 namespace zt::tools {
 namespace {
 
+using ::zt::testing::FreshTestDir;
+using ::zt::testing::Slurp;
+
 using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-// A fresh directory per test under TEST_TMPDIR.
-std::string FreshDir() {
-  const std::string dir =
-      absl::StrCat(std::getenv("TEST_TMPDIR"), "/", ::testing::UnitTest::GetInstance()->current_test_info()->name());
-  EXPECT_EQ(std::system(absl::StrCat("rm -rf '", dir, "'").c_str()), 0);
-  EXPECT_EQ(::mkdir(dir.c_str(), 0755), 0) << dir;
-  return dir;
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 bool Exists(const std::string& path) {
   struct stat st {};
@@ -129,7 +116,7 @@ absl::Status WriteCheckpoint(const Synthetic& s, const std::string& save_dir, in
 }
 
 TEST(ZeroToFp32, ReassemblesSlicesExactlyUnderExportNames) {
-  const std::string dir = FreshDir();
+  const std::string dir = FreshTestDir();
   const Synthetic s = MakeSynthetic();
   ASSERT_OK(WriteCheckpoint(s, dir + "/save", 3));
   ASSERT_OK_AND_ASSIGN(ZeroToFp32Result r, ConvertZeroToFp32(dir + "/save", dir + "/out"));
@@ -158,7 +145,7 @@ TEST(ZeroToFp32, ReassemblesSlicesExactlyUnderExportNames) {
 }
 
 TEST(ZeroToFp32, SixteenBitOutputIsAtensTo) {
-  const std::string dir = FreshDir();
+  const std::string dir = FreshTestDir();
   const Synthetic s = MakeSynthetic();
   ASSERT_OK(WriteCheckpoint(s, dir + "/save", 1));
   const std::vector<std::pair<ExportDtype, at::ScalarType>> cases = {{ExportDtype::kBF16, at::kBFloat16},
@@ -182,7 +169,7 @@ TEST(ZeroToFp32, SixteenBitOutputIsAtensTo) {
 // A parameter bigger than one read (kExportChunkBytes) goes through in several pieces, each
 // converted on its own: the same values as converting it whole.
 TEST(ZeroToFp32, TensorsLargerThanAChunk) {
-  const std::string dir = FreshDir();
+  const std::string dir = FreshTestDir();
   Synthetic s;
   at::manual_seed(3);
   s.params = {{"big", at::randn({int64_t{5} << 20})}, {"small", at::randn({3})}};
@@ -198,7 +185,7 @@ TEST(ZeroToFp32, TensorsLargerThanAChunk) {
 
 // HF's layout: output_dir/checkpoint-N/ holds `latest` and global_stepN/; --tag picks a step.
 TEST(ZeroToFp32, HfCheckpointDirAndTag) {
-  const std::string dir = FreshDir();
+  const std::string dir = FreshTestDir();
   Synthetic s = MakeSynthetic();
   ASSERT_OK(WriteCheckpoint(s, dir + "/checkpoint-4", 2));
   const at::Tensor old_bias = s.params[1].second.clone();
@@ -227,7 +214,7 @@ TEST(ZeroToFp32, HfCheckpointDirAndTag) {
 }
 
 TEST(ZeroToFp32, CorruptShardIsDataLossNamingItAndWritesNothing) {
-  const std::string dir = FreshDir();
+  const std::string dir = FreshTestDir();
   ASSERT_OK(WriteCheckpoint(MakeSynthetic(), dir + "/save", 1));
   const std::string shard = dir + "/save/global_step1/zero_rank_00001_states.bin";
   std::string bytes = Slurp(shard);
@@ -239,7 +226,7 @@ TEST(ZeroToFp32, CorruptShardIsDataLossNamingItAndWritesNothing) {
 }
 
 TEST(ZeroToFp32, ExportNameCollisionsAreRefused) {
-  const std::string dir = FreshDir();
+  const std::string dir = FreshTestDir();
   Synthetic s = MakeSynthetic();
   s.export_names = {{"embed", "w"}, {"layers.0.weight", "w"}};
   ASSERT_OK(WriteCheckpoint(s, dir + "/two", 1));
@@ -255,7 +242,7 @@ TEST(ZeroToFp32, ExportNameCollisionsAreRefused) {
 }
 
 TEST(ZeroToFp32, NotACheckpoint) {
-  const std::string dir = FreshDir();
+  const std::string dir = FreshTestDir();
   EXPECT_THAT(ConvertZeroToFp32(dir, dir + "/out"),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("neither a checkpoint step directory")));
   EXPECT_THAT(ConvertZeroToFp32(dir + "/missing", dir + "/out"),
@@ -281,7 +268,7 @@ TEST(ZeroToFp32, NotACheckpoint) {
 // OpenCheckpoint already refuses a manifest whose slices do not tile a tensor; the converter
 // checks again before it writes a byte (a manifest from elsewhere, a reader with checks off).
 TEST(ZeroToFp32, SlicesThatDoNotCoverATensorAreRefused) {
-  const std::string dir = FreshDir();
+  const std::string dir = FreshTestDir();
   ASSERT_OK(WriteCheckpoint(MakeSynthetic(), dir + "/save", 1));
   ASSERT_OK_AND_ASSIGN(ckpt::CheckpointReader r, ckpt::OpenCheckpoint(dir + "/save"));
   ASSERT_OK_AND_ASSIGN(std::vector<ExportTensor> plan, PlanExport(r.manifest(), "m.pb"));

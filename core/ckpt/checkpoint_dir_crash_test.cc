@@ -10,7 +10,6 @@
 //   - checks every global_stepN left there is complete and verifies;
 //   - lets a new writer begin and abort: the debris must be gone and the checkpoint still load;
 //   - then puts the save directory back as it was for the next k.
-#include <dirent.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,11 +28,14 @@
 #include "absl/strings/str_split.h"
 #include "core/ckpt/checkpoint_dir.h"
 #include "core/util/status_matchers.h"
+#include "core/util/test_files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace zt::ckpt {
 namespace {
+
+using ::zt::testing::ListDirNames;
 
 using ::testing::HasSubstr;
 
@@ -80,19 +82,6 @@ void ExpectSaved(const CheckpointReader& r, int64_t step, int seed) {
   EXPECT_EQ(r.ReadFile("model.bin").value_or("<error>"), Bytes(kModelBytes, seed));
   EXPECT_EQ(r.ReadFile("optim_rank0.bin").value_or("<error>"), Bytes(kRank0Bytes, seed + 1));
   EXPECT_EQ(r.ReadFile("optim_rank1.bin").value_or("<error>"), Bytes(kRank1Bytes, seed + 2));
-}
-
-std::vector<std::string> Ls(const std::string& dir) {
-  std::vector<std::string> names;
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return names;
-  while (const dirent* e = ::readdir(d)) {
-    const std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(n);
-  }
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
 }
 
 struct ChildRun {
@@ -162,7 +151,7 @@ int FindStepContaining(const std::vector<std::string>& steps, absl::string_view 
 // Every global_stepN in save_dir loads and verifies; nothing else is there but `latest` and
 // *.tmp-* debris.
 void ExpectOnlyCompleteCheckpointsAndDebris(const std::string& save_dir) {
-  for (const std::string& name : Ls(save_dir)) {
+  for (const std::string& name : ListDirNames(save_dir)) {
     if (name == "latest" || absl::StrContains(name, ".tmp-")) continue;
     ASSERT_TRUE(ParseStepDirName(name).has_value()) << "unexpected " << name;
     EXPECT_THAT(OpenCheckpoint(save_dir + "/" + name).status(), IsOk()) << name << " is not complete";
@@ -181,7 +170,8 @@ class CrashTest : public ::testing::Test {
     absl::StatusOr<CheckpointWriter> next = CheckpointWriter::Begin(save_, 99);
     ASSERT_THAT(next.status(), IsOk());
     ASSERT_THAT(next->Abort(), IsOk());
-    for (const std::string& name : Ls(save_)) EXPECT_FALSE(absl::StrContains(name, ".tmp-")) << name << " stays";
+    for (const std::string& name : ListDirNames(save_))
+      EXPECT_FALSE(absl::StrContains(name, ".tmp-")) << name << " stays";
     absl::StatusOr<CheckpointReader> r = OpenCheckpoint(save_);
     ASSERT_THAT(r.status(), IsOk());
     ExpectSaved(*r, step, seed);
@@ -232,7 +222,7 @@ TEST_F(CrashTest, KillAtEveryWriteStepOfANewStepLeavesTheLastCheckpointLoadable)
   EXPECT_GE(FindStep(all_steps, "rename ", "/global_step2"), 0);
   EXPECT_EQ(FindStep(all_steps, "rename ", "/latest"), k - 2);  // then only the directory fsync
   // A completed run leaves exactly the two checkpoints, step 2 latest.
-  EXPECT_THAT(Ls(save_), ::testing::ElementsAre("global_step1", "global_step2", "latest"));
+  EXPECT_THAT(ListDirNames(save_), ::testing::ElementsAre("global_step1", "global_step2", "latest"));
 }
 
 // Re-saving the step `latest` names (a job resumed from it and reached it again): at every kill
@@ -274,7 +264,7 @@ TEST_F(CrashTest, KillAtEveryWriteStepOfAReplacementLeavesACompleteStep) {
   Report("replacing the latest step", all_steps);
   EXPECT_GE(FindStep(all_steps, "exchange ", "/global_step1"), 0) << "this filesystem has no RENAME_EXCHANGE";
   EXPECT_GE(FindStep(all_steps, "remove ", ""), 0);
-  EXPECT_THAT(Ls(save_), ::testing::ElementsAre("global_step1", "latest"));
+  EXPECT_THAT(ListDirNames(save_), ::testing::ElementsAre("global_step1", "latest"));
 }
 
 }  // namespace

@@ -1,6 +1,5 @@
 #include "core/ckpt/checkpoint_dir.h"
 
-#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,7 +8,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "core/util/crc32c.h"
 #include "core/util/status_matchers.h"
+#include "core/util/test_files.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
@@ -25,6 +24,10 @@
 
 namespace zt::ckpt {
 namespace {
+
+using ::zt::testing::FreshTestDir;
+using ::zt::testing::ListDirNames;
+using ::zt::testing::Slurp;
 
 using ::testing::AllOf;
 using ::testing::ElementsAre;
@@ -40,22 +43,6 @@ MATCHER_P(IsOkAndHolds, matcher, "is OK and holds a matching value") {
   return ::testing::ExplainMatchResult(matcher, *arg, result_listener);
 }
 
-// A fresh directory per test under TEST_TMPDIR.
-std::string FreshDir() {
-  const std::string dir =
-      absl::StrCat(std::getenv("TEST_TMPDIR"), "/", ::testing::UnitTest::GetInstance()->current_test_info()->name());
-  EXPECT_EQ(std::system(absl::StrCat("rm -rf '", dir, "'").c_str()), 0);
-  EXPECT_EQ(::mkdir(dir.c_str(), 0755), 0) << dir;
-  return dir;
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 void Spill(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << bytes;
@@ -69,19 +56,6 @@ void FlipBit(const std::string& path, std::size_t byte, int bit) {
 }
 
 // Entries of a directory, in byte order.
-std::vector<std::string> Ls(const std::string& dir) {
-  std::vector<std::string> names;
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return names;
-  while (const dirent* e = ::readdir(d)) {
-    const std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(n);
-  }
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 std::string Bytes(std::size_t n, int seed) {
   std::string s(n, '\0');
   for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 131 + seed * 7919) >> 3);
@@ -143,12 +117,12 @@ absl::Status SaveStep(const std::string& save_dir, int64_t step, int seed = 0,
 }
 
 TEST(CheckpointDirTest, RoundTripsFilesTensorsAndMeta) {
-  const std::string save = FreshDir() + "/save";  // Begin makes it
+  const std::string save = FreshTestDir() + "/save";  // Begin makes it
   ASSERT_THAT(SaveStep(save, 5, /*seed=*/3), IsOk());
 
-  EXPECT_THAT(Ls(save), ElementsAre("global_step5", "latest"));
+  EXPECT_THAT(ListDirNames(save), ElementsAre("global_step5", "latest"));
   EXPECT_EQ(Slurp(save + "/latest"), "global_step5");  // as DeepSpeed writes it
-  EXPECT_THAT(Ls(save + "/global_step5"),
+  EXPECT_THAT(ListDirNames(save + "/global_step5"),
               ElementsAre("manifest.crc32c", "manifest.pb", "model.bin", "optim_rank0.bin", "optim_rank1.bin"));
 
   for (const std::string& path : {save, save + "/", save + "/global_step5"}) {
@@ -216,7 +190,7 @@ std::string DeterministicBytes(const Manifest& m) {
 
 // The same checkpoint gives the same manifest bytes (meta is a map, serialized in key order).
 TEST(CheckpointDirTest, ManifestBytesAreDeterministic) {
-  const std::string dir = FreshDir();
+  const std::string dir = FreshTestDir();
   ASSERT_THAT(SaveStep(dir + "/a", 1), IsOk());
   ASSERT_THAT(SaveStep(dir + "/b", 1), IsOk());
   const std::string a_bytes = Slurp(dir + "/a/global_step1/manifest.pb");
@@ -231,7 +205,7 @@ TEST(CheckpointDirTest, ManifestBytesAreDeterministic) {
 }
 
 TEST(CheckpointDirTest, OpensTheStepLatestNamesNotTheNewest) {
-  const std::string save = FreshDir();
+  const std::string save = FreshTestDir();
   ASSERT_THAT(SaveStep(save, 1, 1), IsOk());
   ASSERT_THAT(SaveStep(save, 2, 2), IsOk());
   CheckpointWriterOptions no_latest = TwoRanks();
@@ -252,10 +226,10 @@ TEST(CheckpointDirTest, OpensTheStepLatestNamesNotTheNewest) {
 }
 
 TEST(CheckpointDirTest, ResavingAStepReplacesItWhole) {
-  const std::string save = FreshDir();
+  const std::string save = FreshTestDir();
   ASSERT_THAT(SaveStep(save, 7, /*seed=*/1), IsOk());
   ASSERT_THAT(SaveStep(save, 7, /*seed=*/2), IsOk());
-  EXPECT_THAT(Ls(save), ElementsAre("global_step7", "latest"));  // the old one deleted, no debris
+  EXPECT_THAT(ListDirNames(save), ElementsAre("global_step7", "latest"));  // the old one deleted, no debris
   absl::StatusOr<CheckpointReader> r = OpenCheckpoint(save);
   ASSERT_THAT(r.status(), IsOk());
   EXPECT_EQ(r->manifest().meta().at("seed"), "2");
@@ -267,7 +241,7 @@ TEST(CheckpointDirTest, ResavingAStepReplacesItWhole) {
 class CorruptionTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    save_ = FreshDir();
+    save_ = FreshTestDir();
     ASSERT_THAT(SaveStep(save_, 1, 1), IsOk());
     ASSERT_THAT(SaveStep(save_, 2, 2), IsOk());
     step_ = save_ + "/global_step2";
@@ -428,7 +402,7 @@ TEST_F(CorruptionTest, ReadsAfterOpenCheckAgain) {
 }
 
 TEST(CheckpointDirTest, NothingCheckpointLikeIsNotFound) {
-  const std::string dir = FreshDir();
+  const std::string dir = FreshTestDir();
   EXPECT_THAT(OpenCheckpoint(dir + "/missing").status(),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr(dir + "/missing: no such checkpoint")));
   EXPECT_THAT(OpenCheckpoint(dir).status(),
@@ -448,7 +422,7 @@ TEST(CheckpointDirTest, NothingCheckpointLikeIsNotFound) {
 // ---- the writer ------------------------------------------------------------------------------
 
 TEST(CheckpointWriterTest, RefusesBadFilesAndTensors) {
-  const std::string save = FreshDir();
+  const std::string save = FreshTestDir();
   absl::StatusOr<CheckpointWriter> w = CheckpointWriter::Begin(save, 1, TwoRanks());
   ASSERT_THAT(w.status(), IsOk());
   for (const char* bad : {"", ".", "..", "a/b", "manifest.pb", "manifest.crc32c", "x.tmp-1"}) {
@@ -496,7 +470,7 @@ TEST(CheckpointWriterTest, RefusesBadFilesAndTensors) {
 }
 
 TEST(CheckpointWriterTest, RefusesBadArguments) {
-  const std::string save = FreshDir();
+  const std::string save = FreshTestDir();
   EXPECT_THAT(CheckpointWriter::Begin(save, -1).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("step -1 is negative")));
   CheckpointWriterOptions options;
@@ -515,7 +489,7 @@ TEST(CheckpointWriterTest, RefusesBadArguments) {
 }
 
 TEST(CheckpointWriterTest, SinkFromAnotherWriterIsRefused) {
-  const std::string dir = FreshDir();
+  const std::string dir = FreshTestDir();
   absl::StatusOr<CheckpointWriter> a = CheckpointWriter::Begin(dir + "/a", 1);
   absl::StatusOr<CheckpointWriter> b = CheckpointWriter::Begin(dir + "/b", 1);
   ASSERT_THAT(a.status(), IsOk());
@@ -529,7 +503,7 @@ TEST(CheckpointWriterTest, SinkFromAnotherWriterIsRefused) {
 }
 
 TEST(CheckpointWriterTest, UnfinishedWorkLeavesOnlyDebrisThatTheNextWriterRemoves) {
-  const std::string save = FreshDir();
+  const std::string save = FreshTestDir();
   ASSERT_THAT(SaveStep(save, 1), IsOk());
   std::string staging;
   {
@@ -543,25 +517,25 @@ TEST(CheckpointWriterTest, UnfinishedWorkLeavesOnlyDebrisThatTheNextWriterRemove
       ASSERT_THAT(dropped.status(), IsOk());
       ASSERT_THAT(dropped->Append("partial"), IsOk());
     }  // a dropped sink removes its temporary file
-    EXPECT_THAT(Ls(staging), ElementsAre("a"));
+    EXPECT_THAT(ListDirNames(staging), ElementsAre("a"));
   }  // dropped without Commit (it warns)
   Spill(save + "/latest.tmp-99999", "global_step2");
-  EXPECT_THAT(Ls(save),
+  EXPECT_THAT(ListDirNames(save),
               ElementsAre("global_step1", absl::StrCat("global_step2.tmp-", ::getpid()), "latest", "latest.tmp-99999"));
   EXPECT_THAT(OpenCheckpoint(save), IsOkAndHolds(::testing::Property(&CheckpointReader::global_step, 1)));
 
   absl::StatusOr<CheckpointWriter> next = CheckpointWriter::Begin(save, 3);
   ASSERT_THAT(next.status(), IsOk());
-  EXPECT_THAT(Ls(save), ElementsAre("global_step1", absl::StrCat("global_step3.tmp-", ::getpid()), "latest"));
+  EXPECT_THAT(ListDirNames(save), ElementsAre("global_step1", absl::StrCat("global_step3.tmp-", ::getpid()), "latest"));
   ASSERT_THAT(next->Abort(), IsOk());
-  EXPECT_THAT(Ls(save), ElementsAre("global_step1", "latest"));
+  EXPECT_THAT(ListDirNames(save), ElementsAre("global_step1", "latest"));
 }
 
 // Replacing a step by two renames (where RENAME_EXCHANGE is missing) has a moment when the old
 // directory has been moved aside and the new one is not in place; a writer that dies then leaves
 // the only copy as debris, which the next writer (or rotation) puts back instead of deleting.
 TEST(CheckpointWriterTest, PutsBackAStepLeftAsideByAHalfDoneReplacement) {
-  const std::string save = FreshDir();
+  const std::string save = FreshTestDir();
   ASSERT_THAT(SaveStep(save, 1, 1), IsOk());
   ASSERT_EQ(std::rename((save + "/global_step1").c_str(), (save + "/global_step1.old.tmp-4242").c_str()), 0);
   ::mkdir((save + "/global_step1.tmp-4242").c_str(), 0755);  // the half-built replacement
@@ -570,7 +544,7 @@ TEST(CheckpointWriterTest, PutsBackAStepLeftAsideByAHalfDoneReplacement) {
   absl::StatusOr<CheckpointWriter> w = CheckpointWriter::Begin(save, 2);
   ASSERT_THAT(w.status(), IsOk());
   ASSERT_THAT(w->Abort(), IsOk());
-  EXPECT_THAT(Ls(save), ElementsAre("global_step1", "latest"));
+  EXPECT_THAT(ListDirNames(save), ElementsAre("global_step1", "latest"));
   EXPECT_THAT(OpenCheckpoint(save), IsOkAndHolds(::testing::Property(&CheckpointReader::global_step, 1)));
 
   // Once the new one is in place, the old one is only debris.
@@ -578,7 +552,7 @@ TEST(CheckpointWriterTest, PutsBackAStepLeftAsideByAHalfDoneReplacement) {
   ::mkdir((save + "/global_step1.old.tmp-4242").c_str(), 0755);
   Spill(save + "/global_step1.old.tmp-4242/model.bin", "old");
   ASSERT_THAT(RotateCheckpoints(save, 1), IsOk());
-  EXPECT_THAT(Ls(save), ElementsAre("global_step1", "latest"));
+  EXPECT_THAT(ListDirNames(save), ElementsAre("global_step1", "latest"));
   EXPECT_THAT(OpenCheckpoint(save), IsOkAndHolds(::testing::Property(&CheckpointReader::manifest,
                                                                      ::testing::Property(&Manifest::global_step, 1))));
 }
@@ -586,7 +560,7 @@ TEST(CheckpointWriterTest, PutsBackAStepLeftAsideByAHalfDoneReplacement) {
 // ---- rotation --------------------------------------------------------------------------------
 
 TEST(RotateCheckpointsTest, KeepsTheNewestAndLatestsAndRemovesDebris) {
-  const std::string save = FreshDir();
+  const std::string save = FreshTestDir();
   CheckpointWriterOptions no_latest = TwoRanks();
   no_latest.update_latest = false;
   for (int step : {10, 20}) ASSERT_THAT(SaveStep(save, step), IsOk());
@@ -597,7 +571,7 @@ TEST(RotateCheckpointsTest, KeepsTheNewestAndLatestsAndRemovesDebris) {
   ::mkdir((save + "/global_step5").c_str(), 0755);  // incomplete, not ours to judge: left alone
 
   ASSERT_THAT(RotateCheckpoints(save, 2), IsOk());
-  EXPECT_THAT(Ls(save),
+  EXPECT_THAT(ListDirNames(save),
               ElementsAre("global_step20", "global_step40", "global_step5", "global_step50", "latest", "notes.txt"));
   EXPECT_THAT(OpenCheckpoint(save), IsOkAndHolds(::testing::Property(&CheckpointReader::global_step, 20)));
   ASSERT_THAT(RotateCheckpoints(save, 1), IsOk());
@@ -607,15 +581,15 @@ TEST(RotateCheckpointsTest, KeepsTheNewestAndLatestsAndRemovesDebris) {
 }
 
 TEST(RotateCheckpointsTest, KeepsExactlyTheNewestWhenLatestIsNewest) {
-  const std::string save = FreshDir();
+  const std::string save = FreshTestDir();
   for (int step = 1; step <= 6; ++step) ASSERT_THAT(SaveStep(save, step), IsOk());
   ASSERT_THAT(RotateCheckpoints(save, 3), IsOk());
   EXPECT_THAT(ListCheckpointSteps(save), IsOkAndHolds(ElementsAre(4, 5, 6)));
-  EXPECT_THAT(Ls(save), UnorderedElementsAre("global_step4", "global_step5", "global_step6", "latest"));
+  EXPECT_THAT(ListDirNames(save), UnorderedElementsAre("global_step4", "global_step5", "global_step6", "latest"));
 }
 
 TEST(RotateCheckpointsTest, DeletesNothingWhenLatestIsUnreadable) {
-  const std::string save = FreshDir();
+  const std::string save = FreshTestDir();
   for (int step = 1; step <= 3; ++step) ASSERT_THAT(SaveStep(save, step), IsOk());
   Spill(save + "/latest", "garbage");
   EXPECT_THAT(RotateCheckpoints(save, 1),

@@ -11,27 +11,22 @@
 #include <fstream>
 #include <map>
 #include <random>
-#include <sstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "core/util/status_matchers.h"
+#include "core/util/test_files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace zt::ckpt {
 namespace {
 
+using ::zt::testing::Slurp;
+
 using ::testing::HasSubstr;
 
 std::string TmpPath(const std::string& name) { return std::string(std::getenv("TEST_TMPDIR")) + "/" + name; }
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // A file of one tensor per supported dtype.
 std::vector<std::pair<std::string, at::Tensor>> AllDtypes() {

@@ -6,15 +6,16 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
+#include "core/util/test_files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace zt::launch {
 namespace {
+
+using ::zt::testing::Slurp;
 
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -26,13 +27,6 @@ Child Shell(const std::string& label, const std::string& script) {
   c.argv = {"/bin/sh", "-c", script};
   c.env = {"PATH=/usr/bin:/bin"};
   return c;
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 struct Finished {

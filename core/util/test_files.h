@@ -1,0 +1,22 @@
+// Files in tests: a file's whole contents, a fresh directory per test, a directory's names.
+//
+//   const std::string dir = zt::testing::FreshTestDir();   // TEST_TMPDIR/<test name>, empty
+//   EXPECT_EQ(zt::testing::Slurp(dir + "/out.txt"), "expected");
+#ifndef ZEROTRAIN_CORE_UTIL_TEST_FILES_H_
+#define ZEROTRAIN_CORE_UTIL_TEST_FILES_H_
+
+#include <string>
+#include <vector>
+
+namespace zt::testing {
+
+// The file's bytes; "" when it cannot be read.
+std::string Slurp(const std::string& path);
+// TEST_TMPDIR/<the running gtest's name>, removed and created again (a failure is a test failure).
+std::string FreshTestDir();
+// The entries of `dir` but . and .., sorted; none when it cannot be read.
+std::vector<std::string> ListDirNames(const std::string& dir);
+
+}  // namespace zt::testing
+
+#endif  // ZEROTRAIN_CORE_UTIL_TEST_FILES_H_
