@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -38,6 +39,29 @@ struct EpochJobArgs {
   std::int64_t save_steps = 0, save_total_limit = -1;
   std::string resume_from_checkpoint;
 };
+
+// The shared fields of a job's own args (MoleculeTrainArgs, ClimateTrainArgs: the same names).
+template <typename JobArgs>
+EpochJobArgs EpochJobArgsFrom(const JobArgs& a, std::string name, std::string output_dir, std::int64_t hidden_size) {
+  EpochJobArgs e;
+  e.name = std::move(name);
+  e.deepspeed = a.deepspeed;
+  e.output_dir = std::move(output_dir);
+  e.epochs = a.epochs;
+  e.batch_size = a.batch_size;
+  e.learning_rate = a.learning_rate;
+  e.weight_decay = a.weight_decay;
+  e.warmup_ratio = a.warmup_ratio;
+  e.max_grad_norm = a.max_grad_norm;
+  e.bf16 = a.bf16;
+  e.fp16 = a.fp16;
+  e.hidden_size = hidden_size;
+  e.seed = a.seed;
+  e.save_steps = a.save_steps;
+  e.save_total_limit = a.save_total_limit;
+  e.resume_from_checkpoint = a.resume_from_checkpoint;
+  return e;
+}
 
 // Batches per epoch on each rank: the training items dealt over the ranks (padded), in batches.
 std::int64_t StepsPerEpoch(const EpochJobArgs& args, std::int64_t train_size, int world);

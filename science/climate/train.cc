@@ -270,26 +270,7 @@ class Job {
     return TrainEpochs(*engine_, EpochArgs(), train_, hooks);
   }
 
-  EpochJobArgs EpochArgs() const {
-    EpochJobArgs e;
-    e.name = "climate_train";
-    e.deepspeed = a_.deepspeed;
-    e.output_dir = out_;
-    e.epochs = a_.epochs;
-    e.batch_size = a_.batch_size;
-    e.learning_rate = a_.learning_rate;
-    e.weight_decay = a_.weight_decay;
-    e.warmup_ratio = a_.warmup_ratio;
-    e.max_grad_norm = a_.max_grad_norm;
-    e.bf16 = a_.bf16;
-    e.fp16 = a_.fp16;
-    e.hidden_size = a_.embed;
-    e.seed = a_.seed;
-    e.save_steps = a_.save_steps;
-    e.save_total_limit = a_.save_total_limit;
-    e.resume_from_checkpoint = a_.resume_from_checkpoint;
-    return e;
-  }
+  EpochJobArgs EpochArgs() const { return EpochJobArgsFrom(a_, "climate_train", out_, a_.embed); }
 
   static double Num(const nlohmann::json& m, const std::string& key) {
     return m.contains(key) && m[key].is_number() ? m[key].get<double>() : Nan();

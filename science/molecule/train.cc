@@ -257,26 +257,7 @@ class Job {
     return TrainEpochs(*engine_, EpochArgs(), split_.train, hooks);
   }
 
-  EpochJobArgs EpochArgs() const {
-    EpochJobArgs e;
-    e.name = "molecule_train";
-    e.deepspeed = a_.deepspeed;
-    e.output_dir = out_;
-    e.epochs = a_.epochs;
-    e.batch_size = a_.batch_size;
-    e.learning_rate = a_.learning_rate;
-    e.weight_decay = a_.weight_decay;
-    e.warmup_ratio = a_.warmup_ratio;
-    e.max_grad_norm = a_.max_grad_norm;
-    e.bf16 = a_.bf16;
-    e.fp16 = a_.fp16;
-    e.hidden_size = a_.hidden;
-    e.seed = a_.seed;
-    e.save_steps = a_.save_steps;
-    e.save_total_limit = a_.save_total_limit;
-    e.resume_from_checkpoint = a_.resume_from_checkpoint;
-    return e;
-  }
+  EpochJobArgs EpochArgs() const { return EpochJobArgsFrom(a_, "molecule_train", out_, a_.hidden); }
 
   // Predictions for `idx`, split across ranks (batch j on rank j % world) and gathered, in
   // the targets' units (regression) or as probabilities (classification).
