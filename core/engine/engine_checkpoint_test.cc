@@ -115,6 +115,15 @@ struct RunSpec {
   SaveCheckpointOptions save_options;
 };
 
+// Trains the first half and saves there.
+RunSpec SaveHalfway(const std::string& dir) {
+  RunSpec spec;
+  spec.save = dir;
+  spec.save_after = kSteps / 2;
+  spec.steps = kSteps / 2;
+  return spec;
+}
+
 absl::StatusOr<RunResult> Train(const Case& c, const RunSpec& spec) {
   RunResult out;
   std::mutex mu;
@@ -178,11 +187,7 @@ TEST_P(EngineCheckpoint, ResumeIsExact) {
   const Case c = GetParam();
   const std::string dir = absl::StrCat(TempDir(), "/resume_", c.Name());
   ASSERT_OK_AND_ASSIGN(RunResult whole, Train(c, {}));
-  RunSpec first;
-  first.save = dir;
-  first.save_after = kSteps / 2;
-  first.steps = kSteps / 2;
-  ASSERT_OK_AND_ASSIGN(RunResult head, Train(c, first));
+  ASSERT_OK_AND_ASSIGN(RunResult head, Train(c, SaveHalfway(dir)));
   RunSpec second;
   second.load = dir;
   second.model_seed = 99;
@@ -237,12 +242,8 @@ TEST_F(EngineCheckpointUniversal, TwoRanksStage3ToOneRankStage0AndBack) {
   const Case one = {0, 1, "bf16", "", 1, true};
   const std::string a = TempDir() + "/universal_a", b = TempDir() + "/universal_b";
   ASSERT_OK_AND_ASSIGN(RunResult whole, Train(two, {}));
-  RunSpec first;
-  first.save = a;
-  first.save_after = kSteps / 2;
-  first.steps = kSteps / 2;
-  ASSERT_OK_AND_ASSIGN(RunResult head, Train(two, first));
-  // 1 x stage 0 loads it and saves it straight back (no training: steps reached).
+  ASSERT_OK_AND_ASSIGN(RunResult head, Train(two, SaveHalfway(a)));
+  // 1 x stage 0 loads it (no training: the steps are reached) and holds the same weights.
   RunSpec through;
   through.load = a;
   through.steps = kSteps / 2;
