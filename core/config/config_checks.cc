@@ -223,8 +223,6 @@ std::vector<std::string> ListNotImplemented(const Json& doc, const Config& c) {
     add("activation_checkpointing.number_checkpoints", *ac.number_checkpoints, "activation checkpointing");
   }
 
-  add_if_true("tensorboard.enabled", "TensorBoard monitor");
-  add_if_true("csv_monitor.enabled", "CSV monitor");
   add_if_true("wandb.enabled", "Weights & Biases monitor");
   add_if_true("comet.enabled", "Comet monitor");
   add_if_true("comms_logger.enabled", "communication logger");

@@ -73,6 +73,17 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(std::shared_ptr<Model> mo
   }
   std::unique_ptr<Engine> e(new Engine(std::move(model), config, std::move(comm), device));
   RETURN_IF_ERROR(e->Init(), _.WithPrefix(absl::StrCat("rank ", e->comm_->rank())));
+  if (e->comm_->rank() == 0 && (config.tensorboard.enabled || config.csv_monitor.enabled)) {
+    // DeepSpeed's monitors: rank 0 writes, under output_path/job_name.
+    const auto writer = [](const MonitorConfig& m) {
+      return monitor::MonitorWriterOptions{m.enabled, m.output_path, m.job_name};
+    };
+    monitor::MonitorOptions o;
+    o.tensorboard = writer(config.tensorboard);
+    o.csv_monitor = writer(config.csv_monitor);
+    ASSIGN_OR_RETURN(monitor::Monitor m, monitor::Monitor::Create(o), _.WithPrefix(config.source));
+    e->monitor_.emplace(std::move(m));
+  }
   return e;
 }
 
@@ -366,6 +377,10 @@ absl::Status Engine::Backward(const at::Tensor& loss) {
   const double factor = scaler_.scale() / static_cast<double>(config_.gradient_accumulation_steps);
   RETURN_IF_ERROR(CallTorch("backward", [&] {
     last_loss_ = loss.detach();
+    if (monitor_) {
+      const at::Tensor l = last_loss_.to(at::kFloat);
+      monitor_loss_sum_ = monitor_loss_sum_.defined() ? monitor_loss_sum_ + l : l;
+    }
     (loss.to(at::kFloat) * factor).backward();
   }));
   // Stages 0-2: on a boundary this reduces what is left and waits; elsewhere it only reports
@@ -386,6 +401,7 @@ absl::Status Engine::Step() {
   absl::Status s = ApplyStep();
   step_s_ += Seconds(t0);
   MaybeReport(fwd_s_, bwd_s_, step_s_);
+  if (s.ok() && monitor_) s = WriteMonitorEvents();
   return s;
 }
 
@@ -552,6 +568,23 @@ absl::Status Engine::Barrier() {
 absl::Status Engine::Shutdown() {
   if (stage3_) return stage3_->Sync(SyncPoint::kShutdown);
   return comm_->Barrier();
+}
+
+// DeepSpeed's events and x-axis: the samples trained so far (global steps x the global batch);
+// the loss is this rank's mean over the accumulation's micro-steps.
+absl::Status Engine::WriteMonitorEvents() {
+  const std::int64_t samples = global_steps_ * config_.train_micro_batch_size_per_gpu *
+                               config_.gradient_accumulation_steps * comm_->world_size();
+  std::vector<monitor::ScalarEvent> events;
+  double loss = 0;
+  RETURN_IF_ERROR(CallTorch("read the loss", [&] {
+    loss = monitor_loss_sum_.item<double>() / static_cast<double>(config_.gradient_accumulation_steps);
+  }));
+  monitor_loss_sum_ = at::Tensor();
+  events.push_back({"Train/Samples/train_loss", loss, samples});
+  events.push_back({"Train/Samples/lr", schedule_->lr(), samples});
+  if (config_.fp16.enabled) events.push_back({"Train/Samples/loss_scale", scaler_.scale(), samples});
+  return monitor_->WriteEvents(events);
 }
 
 void Engine::MaybeReport(double fwd, double bwd, double step) {

@@ -44,6 +44,7 @@
 #include "core/comm/communicator.h"
 #include "core/config/config.h"
 #include "core/engine/model.h"
+#include "core/monitor/monitor.h"
 #include "core/optim/adam_shard.h"
 #include "core/optim/host_adam.h"
 #include "core/optim/lr_schedule.h"
@@ -211,6 +212,8 @@ class Engine {
   absl::Status AllGatherUpdated();
   absl::Status ApplyStep();
   void MaybeReport(double seconds_fwd, double seconds_bwd, double seconds_step);
+  // DeepSpeed's monitor events after an optimizer step (rank 0, tensorboard / csv_monitor).
+  absl::Status WriteMonitorEvents();
 
   std::shared_ptr<Model> model_;
   Config config_;
@@ -239,6 +242,9 @@ class Engine {
   double last_grad_norm_ = 0;
   bool backward_done_ = false;
   at::Tensor last_loss_;  // detached; read only when a report is due (reading syncs a GPU)
+  // tensorboard / csv_monitor (rank 0 only): the accumulation's loss sum, read at the boundary.
+  std::optional<monitor::Monitor> monitor_;
+  at::Tensor monitor_loss_sum_;
 
   // wall_clock_breakdown
   std::chrono::steady_clock::time_point t_forward_, t_backward_;
