@@ -115,12 +115,12 @@ struct RunSpec {
   SaveCheckpointOptions save_options;
 };
 
-// Trains the first half and saves there.
-RunSpec SaveHalfway(const std::string& dir) {
+// Trains `steps` optimizer steps and saves there.
+RunSpec TrainAndSave(const std::string& dir, int steps) {
   RunSpec spec;
   spec.save = dir;
-  spec.save_after = kSteps / 2;
-  spec.steps = kSteps / 2;
+  spec.save_after = steps;
+  spec.steps = steps;
   return spec;
 }
 
@@ -187,7 +187,7 @@ TEST_P(EngineCheckpoint, ResumeIsExact) {
   const Case c = GetParam();
   const std::string dir = absl::StrCat(TempDir(), "/resume_", c.Name());
   ASSERT_OK_AND_ASSIGN(RunResult whole, Train(c, {}));
-  ASSERT_OK_AND_ASSIGN(RunResult head, Train(c, SaveHalfway(dir)));
+  ASSERT_OK_AND_ASSIGN(RunResult head, Train(c, TrainAndSave(dir, kSteps / 2)));
   RunSpec second;
   second.load = dir;
   second.model_seed = 99;
@@ -242,7 +242,7 @@ TEST_F(EngineCheckpointUniversal, TwoRanksStage3ToOneRankStage0AndBack) {
   const Case one = {0, 1, "bf16", "", 1, true};
   const std::string a = TempDir() + "/universal_a", b = TempDir() + "/universal_b";
   ASSERT_OK_AND_ASSIGN(RunResult whole, Train(two, {}));
-  ASSERT_OK_AND_ASSIGN(RunResult head, Train(two, SaveHalfway(a)));
+  ASSERT_OK_AND_ASSIGN(RunResult head, Train(two, TrainAndSave(a, kSteps / 2)));
   // 1 x stage 0 loads it (no training: the steps are reached) and holds the same weights.
   RunSpec through;
   through.load = a;
@@ -280,11 +280,7 @@ TEST_F(EngineCheckpointUniversal, TwoRanksStage3ToOneRankStage0AndBack) {
 TEST_F(EngineCheckpointUniversal, AnotherModelIsRefused) {
   const Case mlp = {2, 1};
   const std::string dir = TempDir() + "/other_model";
-  RunSpec save;
-  save.save = dir;
-  save.save_after = 1;
-  save.steps = 1;
-  ASSERT_OK(Train(mlp, save).status());
+  ASSERT_OK(Train(mlp, TrainAndSave(dir, 1)).status());
   Case block = mlp;
   block.block = true;
   RunSpec load;
@@ -315,11 +311,7 @@ void FlipByte(const std::string& path, long offset) {
 TEST_F(EngineCheckpointFiles, CorruptionLoadsNothing) {
   const Case c = {2, 2};
   const std::string dir = TempDir() + "/corrupt";
-  RunSpec save;
-  save.save = dir;
-  save.save_after = 2;
-  save.steps = 2;
-  ASSERT_OK(Train(c, save).status());
+  ASSERT_OK(Train(c, TrainAndSave(dir, 2)).status());
   const std::string step = dir + "/global_step2";
   const std::string shard1 = step + "/zero_rank_00001_states.bin";
 
