@@ -2,8 +2,8 @@
 // (both CRCs checked), its proto classes and its EventAccumulator's scalars.  And the other way:
 // ReadEventFile reads a file TensorBoard's own writer wrote.
 //
-// The Python is $ZT_TB_PYTHON (default python3).  Where it cannot import tensorboard (CI's
-// python has none) the test skips and says so.
+// The Python is $ZT_TB_PYTHON (default python3; ./bazelw sets it to .venv's, where it installs
+// TensorBoard).  Where it cannot import tensorboard the test skips and says so.
 #include <sys/wait.h>
 
 #include <cstdio>
