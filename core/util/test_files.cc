@@ -1,9 +1,12 @@
 #include "core/util/test_files.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -39,6 +42,24 @@ std::vector<std::string> ListDirNames(const std::string& dir) {
   ::closedir(d);
   std::sort(names.begin(), names.end());
   return names;
+}
+
+std::string CaptureStderr(const std::function<void()>& body) {
+  std::fflush(stderr);
+  const std::string path = absl::StrCat(std::getenv("TEST_TMPDIR"), "/stderr_",
+                                        ::testing::UnitTest::GetInstance()->random_seed(), "_", ::getpid(), ".txt");
+  const int saved = ::dup(STDERR_FILENO);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  EXPECT_GE(fd, 0) << path;
+  ::dup2(fd, STDERR_FILENO);
+  ::close(fd);
+  body();
+  std::fflush(stderr);
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  std::string out = Slurp(path);
+  std::remove(path.c_str());
+  return out;
 }
 
 }  // namespace zt::testing

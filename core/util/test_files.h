@@ -1,10 +1,12 @@
-// Files in tests: a file's whole contents, a fresh directory per test, a directory's names.
+// Files in tests: a file's whole contents, a fresh directory per test, a directory's names, what
+// a piece of code printed to stderr.
 //
 //   const std::string dir = zt::testing::FreshTestDir();   // TEST_TMPDIR/<test name>, empty
 //   EXPECT_EQ(zt::testing::Slurp(dir + "/out.txt"), "expected");
 #ifndef ZEROTRAIN_CORE_UTIL_TEST_FILES_H_
 #define ZEROTRAIN_CORE_UTIL_TEST_FILES_H_
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,8 @@ std::string Slurp(const std::string& path);
 std::string FreshTestDir();
 // The entries of `dir` but . and .., sorted; none when it cannot be read.
 std::vector<std::string> ListDirNames(const std::string& dir);
+// What `body` wrote to stderr (file descriptor 2, every thread), captured through a file.
+std::string CaptureStderr(const std::function<void()>& body);
 
 }  // namespace zt::testing
 

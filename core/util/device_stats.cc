@@ -1,0 +1,92 @@
+#include "core/util/device_stats.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+#ifdef ZT_CUDA
+#include <ATen/core/CachingHostAllocator.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <cuda_runtime_api.h>
+#endif
+
+namespace zt {
+namespace {
+
+std::int64_t HostRss() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return -1;
+  long long size = 0, resident = 0;
+  const int n = std::fscanf(f, "%lld %lld", &size, &resident);
+  std::fclose(f);
+  if (n != 2) return -1;
+  return static_cast<std::int64_t>(resident) * static_cast<std::int64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+struct Peak {
+  const char* name;  // a substring of the CUDA device name; the first match wins
+  double bf16;       // dense bf16/fp16 tensor-core TFLOPS
+  double tf32;       // dense TF32 TFLOPS
+};
+
+// Vendor datasheets' dense (not sparse) figures; SXM parts before PCIe ones of the same name.
+constexpr Peak kPeaks[] = {
+    {"GB200", 2500, 1250},  {"B200", 2250, 1100}, {"H200", 989, 494},  {"H100 PCIe", 756, 378},
+    {"H100 NVL", 835, 418}, {"H100", 989, 494},   {"H800", 989, 494},  {"GH200", 989, 494},
+    {"A100", 312, 156},     {"A800", 312, 156},   {"L40S", 362, 183},  {"L40", 181, 90},
+    {"L4", 121, 60},        {"A10G", 70, 35},     {"A10", 125, 62.5},  {"RTX 6000 Ada", 364, 182},
+    {"RTX 4090", 165, 83},  {"RTX 3090", 71, 36}, {"V100", 125, 15.7}, {"T4", 65, 8.1},
+};
+
+}  // namespace
+
+double PeakTflopsForName(const std::string& name, c10::ScalarType dtype) {
+  for (const Peak& p : kPeaks) {
+    if (name.find(p.name) != std::string::npos) {
+      return dtype == c10::kBFloat16 || dtype == c10::kHalf ? p.bf16 : p.tf32;
+    }
+  }
+  return 0;
+}
+
+#ifdef ZT_CUDA
+namespace alloc = c10::cuda::CUDACachingAllocator;
+constexpr auto kAggregate = static_cast<std::size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+
+MemoryStats ReadMemoryStats(const c10::Device& device) {
+  MemoryStats m;
+  m.host_rss = HostRss();
+  if (!device.is_cuda()) return m;
+  const auto index = device.has_index() ? device.index() : c10::DeviceIndex{0};
+  const auto stats = alloc::getDeviceStats(index);
+  m.gpu_allocated = stats.allocated_bytes[kAggregate].current;
+  m.gpu_reserved = stats.reserved_bytes[kAggregate].current;
+  m.gpu_peak = stats.allocated_bytes[kAggregate].peak;
+  m.pinned = at::getHostAllocator(at::kCUDA)->get_stats().allocated_bytes.current;
+  return m;
+}
+
+void ResetPeakMemory(const c10::Device& device) {
+  if (device.is_cuda()) alloc::resetPeakStats(device.has_index() ? device.index() : c10::DeviceIndex{0});
+}
+
+double DevicePeakTflops(const c10::Device& device, c10::ScalarType dtype) {
+  if (!device.is_cuda()) return 0;
+  cudaDeviceProp p{};
+  if (cudaGetDeviceProperties(&p, device.has_index() ? device.index() : 0) != cudaSuccess) return 0;
+  return PeakTflopsForName(p.name, dtype);
+}
+#else
+MemoryStats ReadMemoryStats(const c10::Device&) {
+  MemoryStats m;
+  m.host_rss = HostRss();
+  return m;
+}
+
+void ResetPeakMemory(const c10::Device&) {}
+
+double DevicePeakTflops(const c10::Device&, c10::ScalarType) { return 0; }
+#endif
+
+}  // namespace zt
