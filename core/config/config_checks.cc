@@ -225,8 +225,6 @@ std::vector<std::string> ListNotImplemented(const Json& doc, const Config& c) {
 
   add_if_true("wandb.enabled", "Weights & Biases monitor");
   add_if_true("comet.enabled", "Comet monitor");
-  add_if_true("comms_logger.enabled", "communication logger");
-  add_if_true("flops_profiler.enabled", "FLOPs profiler");
   add_if_true("memory_breakdown", "memory breakdown");
   add_if_true("dump_state", "dumping engine state");
   add_if_true("disable_allgather", "disabling the allgather");

@@ -12,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/comm/agreement.h"
+#include "core/comm/comms_logger.h"
+#include "core/profiler/flops_profiler.h"
 #include "core/util/logging.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
@@ -71,7 +73,21 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(std::shared_ptr<Model> mo
   if (comm->backend() == CommBackend::kNccl && !device.is_cuda()) {
     return absl::InvalidArgumentError("Engine: the NCCL backend trains on CUDA devices; use Gloo on the CPU");
   }
+  // comms_logger, and wall_clock_breakdown's communication time: every collective through a
+  // timing decorator (profiled collectives are synchronous; comms_logger.h).
+  std::shared_ptr<LoggingCommunicator> logger;
+  if (config.comms_logger.enabled || config.wall_clock_breakdown) {
+    LoggingCommunicator::Options o;
+    const bool by_logger = config.comms_logger.enabled;
+    o.verbose = by_logger && config.comms_logger.verbose;
+    o.prof_all = !by_logger || config.comms_logger.prof_all;
+    if (by_logger) o.prof_ops = config.comms_logger.prof_ops;
+    o.debug = config.comms_logger.debug;
+    ASSIGN_OR_RETURN(logger, LoggingCommunicator::Create(comm, o), _.WithPrefix(config.source + ": "));
+    comm = logger;
+  }
   std::unique_ptr<Engine> e(new Engine(std::move(model), config, std::move(comm), device));
+  e->comms_logger_ = std::move(logger);
   RETURN_IF_ERROR(e->Init(), _.WithPrefix(absl::StrCat("rank ", e->comm_->rank())));
   if (e->comm_->rank() == 0 && (config.tensorboard.enabled || config.csv_monitor.enabled)) {
     // DeepSpeed's monitors: rank 0 writes, under output_path/job_name.
@@ -96,7 +112,7 @@ Engine::Engine(std::shared_ptr<Model> model, const Config& config, std::shared_p
       compute_dtype_(ComputeDtype(config)),
       scaler_(LossScaler::Create(config.fp16, config.zero_optimization.stage)) {}
 
-Engine::~Engine() = default;
+Engine::~Engine() = default;  // here, where profiler::FlopsProfiler is complete
 
 absl::Status Engine::Init() {
   SetLogRank(comm_->rank());
@@ -344,7 +360,19 @@ bool Engine::is_gradient_accumulation_boundary() const {
 
 absl::StatusOr<at::Tensor> Engine::Forward(const Batch& batch) {
   t_forward_ = std::chrono::steady_clock::now();
+  if (!meter_.started) {
+    meter_.started = true;
+    meter_.run_start = meter_.window_start = meter_.last_step = t_forward_;
+    meter_.run_first_step = global_steps_;
+  }
+  const BatchWork work = model_->Work(batch);
+  meter_.samples += work.samples;
+  if (work.tokens >= 0) meter_.tokens += work.tokens;
+  if (work.flops >= 0) meter_.flops += work.flops;
+  meter_.tokens_known = meter_.tokens_known && work.tokens >= 0;
+  meter_.flops_known = meter_.flops_known && work.flops >= 0;
   if (stage3_) stage3_->BeginForwardPass();
+  RETURN_IF_ERROR(MaybeStartFlopsProfile());
   auto loss = CallTorch("forward", [&] {
     Batch on_device;
     for (const auto& [name, t] : batch) {
@@ -354,6 +382,7 @@ absl::StatusOr<at::Tensor> Engine::Forward(const Batch& batch) {
     }
     return model_->Forward(on_device);
   });
+  if (profile_phase_ == ProfilePhase::kWaiting && flops_profiler_) RETURN_IF_ERROR(StopFlopsProfile());
   if (!loss.ok()) return loss.status();
   if (loss->numel() != 1) {
     return absl::InvalidArgumentError(
@@ -377,6 +406,9 @@ absl::Status Engine::Backward(const at::Tensor& loss) {
   const double factor = scaler_.scale() / static_cast<double>(config_.gradient_accumulation_steps);
   RETURN_IF_ERROR(CallTorch("backward", [&] {
     last_loss_ = loss.detach();
+    const at::Tensor l32 = last_loss_.to(at::kFloat);
+    meter_.loss_sum = meter_.loss_sum.defined() ? meter_.loss_sum + l32 : l32;
+    ++meter_.micro;
     if (monitor_) {
       const at::Tensor l = last_loss_.to(at::kFloat);
       monitor_loss_sum_ = monitor_loss_sum_.defined() ? monitor_loss_sum_ + l : l;
@@ -387,7 +419,9 @@ absl::Status Engine::Backward(const at::Tensor& loss) {
   // hook errors.  Stage 3 reduces every micro-step (it gathers every micro-step anyway).
   RETURN_IF_ERROR(stage3_ ? stage3_->FinishBackward() : reducer_->FinishBackward());
   backward_done_ = true;
-  bwd_s_ += Seconds(t_backward_);
+  const double bwd = Seconds(t_backward_);
+  bwd_s_ += bwd;
+  if (profile_phase_ == ProfilePhase::kProfiled && profile_bwd_s_ == 0) profile_bwd_s_ = bwd;
   return absl::OkStatus();
 }
 
@@ -398,11 +432,13 @@ absl::Status Engine::Step() {
   ++micro_steps_;
   if (!boundary) return absl::OkStatus();
   const auto t0 = std::chrono::steady_clock::now();
-  absl::Status s = ApplyStep();
-  step_s_ += Seconds(t0);
-  MaybeReport(fwd_s_, bwd_s_, step_s_);
-  if (s.ok() && monitor_) s = WriteMonitorEvents();
-  return s;
+  RETURN_IF_ERROR(ApplyStep());
+  const double step_seconds = Seconds(t0);
+  step_s_ += step_seconds;
+  RETURN_IF_ERROR(MaybeReportFlopsProfile(step_seconds));
+  meter_.last_step = std::chrono::steady_clock::now();
+  if (monitor_) RETURN_IF_ERROR(WriteMonitorEvents());
+  return MaybeReport();
 }
 
 absl::Status Engine::ApplyStep() {
@@ -566,44 +602,12 @@ absl::Status Engine::Barrier() {
 }
 
 absl::Status Engine::Shutdown() {
-  if (stage3_) return stage3_->Sync(SyncPoint::kShutdown);
-  return comm_->Barrier();
-}
-
-// DeepSpeed's events and x-axis: the samples trained so far (global steps x the global batch);
-// the loss is this rank's mean over the accumulation's micro-steps.
-absl::Status Engine::WriteMonitorEvents() {
-  const std::int64_t samples = global_steps_ * config_.train_micro_batch_size_per_gpu *
-                               config_.gradient_accumulation_steps * comm_->world_size();
-  std::vector<monitor::ScalarEvent> events;
-  double loss = 0;
-  RETURN_IF_ERROR(CallTorch("read the loss", [&] {
-    loss = monitor_loss_sum_.item<double>() / static_cast<double>(config_.gradient_accumulation_steps);
-  }));
-  monitor_loss_sum_ = at::Tensor();
-  events.push_back({"Train/Samples/train_loss", loss, samples});
-  events.push_back({"Train/Samples/lr", schedule_->lr(), samples});
-  if (config_.fp16.enabled) events.push_back({"Train/Samples/loss_scale", scaler_.scale(), samples});
-  return monitor_->WriteEvents(events);
-}
-
-void Engine::MaybeReport(double fwd, double bwd, double step) {
-  if (!config_.steps_per_print || *config_.steps_per_print <= 0) return;
-  if (global_steps_ % *config_.steps_per_print != 0) return;
-  if (comm_->rank() != 0) {
-    fwd_s_ = bwd_s_ = step_s_ = 0;
-    return;
+  RETURN_IF_ERROR(stage3_ ? stage3_->Sync(SyncPoint::kShutdown) : comm_->Barrier());
+  // deepspeed.comm.log_summary(): rank 0's table.
+  if (comms_logger_ && config_.comms_logger.enabled && comm_->rank() == 0) {
+    monitor::PrintLine(absl::StrCat("communication (rank 0, comms_logger):\n", comms_logger_->Summary()));
   }
-  const double loss = last_loss_.defined() ? last_loss_.to(at::kCPU, at::kDouble).item<double>() : 0.0;
-  ZT_LOG(INFO) << absl::StrFormat("step %d: loss %.6g, lr %.6g, grad norm %.6g, loss scale %g, skipped %d",
-                                  global_steps_, loss, schedule_->lr(), last_grad_norm_, scaler_.scale(),
-                                  skipped_steps_);
-  if (config_.wall_clock_breakdown) {
-    const double n = static_cast<double>(*config_.steps_per_print);
-    ZT_LOG(INFO) << absl::StrFormat("time per step (ms): forward %.2f, backward+reduce %.2f, optimizer step %.2f",
-                                    1e3 * fwd / n, 1e3 * bwd / n, 1e3 * step / n);
-  }
-  fwd_s_ = bwd_s_ = step_s_ = 0;
+  return absl::OkStatus();
 }
 
 }  // namespace zt

@@ -45,10 +45,12 @@
 #include "core/config/config.h"
 #include "core/engine/model.h"
 #include "core/monitor/monitor.h"
+#include "core/monitor/step_line.h"
 #include "core/optim/adam_shard.h"
 #include "core/optim/host_adam.h"
 #include "core/optim/lr_schedule.h"
 #include "core/precision/loss_scaler.h"
+#include "core/util/device_stats.h"
 #include "core/zero/grad_reducer.h"
 #include "core/zero/partition.h"
 #include "core/zero/stage3.h"
@@ -56,6 +58,10 @@
 namespace zt {
 
 class Engine;
+class LoggingCommunicator;
+namespace profiler {
+class FlopsProfiler;
+}  // namespace profiler
 
 // Full parameters for a scope (DeepSpeed's GatheredParameters): at stage 3 every unit is
 // gathered for the scope's life; with a modifier rank, that rank's values are what every rank
@@ -103,6 +109,29 @@ struct LoadedCheckpoint {
   std::string client_state;
 };
 
+// Engine::SetProgress: what a job knows about its run, for the engine's step lines.
+struct ProgressOptions {
+  std::int64_t total_steps = 0;      // optimizer steps of the whole run; 0: unknown (no ETA, no bar)
+  std::int64_t steps_per_epoch = 0;  // optimizer steps per epoch; 0: no epoch in the line
+  // A line every N optimizer steps when the config has no steps_per_print (0: none but the last).
+  std::int64_t report_every = 0;
+  double peak_tflops = 0;  // the device's dense peak for MFU; 0: from the card's name (a CPU: none)
+  // Rank 0's progress bar: when stderr is a terminal (kAuto), always, or never.
+  enum class Bar { kAuto, kOn, kOff } bar = Bar::kAuto;
+};
+
+// Engine::Totals: this process's training, all ranks together.
+struct TrainingTotals {
+  double seconds = 0;  // from the first Forward to the last optimizer step
+  std::int64_t steps = 0;
+  std::int64_t samples = 0;
+  std::int64_t tokens = -1;  // -1: the model counts none
+  double flops = -1;         // model FLOPs (Model::Work); -1: unknown
+  double peak_tflops = 0;    // per device, as MFU uses it; 0: unknown
+  int world_size = 1;
+  MemoryStats memory;  // rank 0's at the call (gpu_peak: since the engine started)
+};
+
 struct EngineOptions {
   // Where the model trains; default: cuda:<local rank> with the NCCL backend, else the CPU.
   std::optional<at::Device> device;
@@ -147,6 +176,19 @@ class Engine {
   // same world size and stage continue bit for bit).  Every rank calls it at the same point.
   absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& path);
 
+  // --- progress (engine_report.cc) --------------------------------------------------------
+  // Every steps_per_print optimizer steps (else options.report_every) and at the last step, every
+  // rank meets in one small all-reduce and rank 0 prints the step line (monitor/step_line.h:
+  // loss over the ranks and micro-steps since the last line, LR, grad norm, samples/s, tokens/s,
+  // TFLOPS and MFU from Model::Work, GPU and host memory, ETA) and hands the throughput and
+  // memory figures to the tensorboard / csv_monitor writers.  On a terminal rank 0 also redraws a
+  // progress bar after every optimizer step.  Call before training; every rank passes the same.
+  void SetProgress(const ProgressOptions& options);
+  // The totals of this process's training so far; every rank calls it at the same point.
+  absl::StatusOr<TrainingTotals> Totals();
+  // The last step line's numbers (rank 0; other ranks' lack the gathered ones).
+  const monitor::StepStats& last_report() const { return meter_.last; }
+
   // Ends training: a barrier, then the engine lets go of the model.  Call it on every rank
   // before shutting the communicator down.
   [[nodiscard]] absl::Status Shutdown();
@@ -176,6 +218,7 @@ class Engine {
   const Stage3* stage3() const { return stage3_.get(); }
   Model& module() { return *model_; }
   Communicator& comm() { return *comm_; }
+  const Communicator& comm() const { return *comm_; }
   at::Device device() const { return device_; }
   const Config& config() const { return config_; }
 
@@ -211,13 +254,20 @@ class Engine {
   absl::Status ReleaseGathered(int modifier_rank);
   absl::Status AllGatherUpdated();
   absl::Status ApplyStep();
-  void MaybeReport(double seconds_fwd, double seconds_bwd, double seconds_step);
+  // After each optimizer step: the step line when one is due (engine_report.cc).
+  absl::Status MaybeReport();
+  // The meter's window summed over the ranks, added to the totals; *stats gets the window's
+  // rates (rank 0).  A collective.
+  absl::Status FlushMeter(monitor::StepStats* stats);
+  void DrawBar();
   // DeepSpeed's monitor events after an optimizer step (rank 0, tensorboard / csv_monitor).
   absl::Status WriteMonitorEvents();
 
   std::shared_ptr<Model> model_;
   Config config_;
   std::shared_ptr<Communicator> comm_;
+  // comm_ itself when comms_logger or wall_clock_breakdown time the collectives, else null.
+  std::shared_ptr<LoggingCommunicator> comms_logger_;
   at::Device device_;
   at::ScalarType compute_dtype_ = at::kFloat;
 
@@ -249,6 +299,35 @@ class Engine {
   // wall_clock_breakdown
   std::chrono::steady_clock::time_point t_forward_, t_backward_;
   double fwd_s_ = 0, bwd_s_ = 0, step_s_ = 0;
+
+  // flops_profiler (rank 0): the first forward of step profile_step, reported after its
+  // optimizer step (engine_report.cc).
+  std::unique_ptr<profiler::FlopsProfiler> flops_profiler_;
+  enum class ProfilePhase { kWaiting, kProfiled, kDone } profile_phase_ = ProfilePhase::kWaiting;
+  double profile_bwd_s_ = 0;
+  absl::Status MaybeStartFlopsProfile();
+  absl::Status StopFlopsProfile();
+  absl::Status MaybeReportFlopsProfile(double step_seconds);
+
+  // What the step lines count (engine_report.cc).  The window runs from the last line.
+  struct StepMeter {
+    ProgressOptions options;
+    bool bar = false;
+    double peak_tflops = 0;
+    bool started = false;  // the first Forward happened
+    std::chrono::steady_clock::time_point run_start, window_start, last_step;
+    std::int64_t run_first_step = 0;
+    // This rank's window.
+    at::Tensor loss_sum;  // detached, on the device: read only when a line is due
+    std::int64_t steps = 0, micro = 0, samples = 0, tokens = 0;
+    double flops = 0;
+    bool tokens_known = true, flops_known = true;
+    // All ranks, flushed windows.
+    std::int64_t total_samples = 0, total_tokens = 0, total_steps = 0;
+    double total_flops = 0;
+    bool total_tokens_known = true, total_flops_known = true;
+    monitor::StepStats last;
+  } meter_;
 };
 
 }  // namespace zt

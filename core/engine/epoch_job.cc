@@ -66,6 +66,12 @@ absl::StatusOr<std::unique_ptr<Engine>> CreateEpochJobEngine(std::shared_ptr<Mod
   say(absl::StrFormat("engine: ZeRO stage %d, %d rank(s), %s, device %s, %d steps (%d per epoch)",
                       config.zero_optimization.stage, world, PrecisionName(config), engine->device().str(),
                       *job.total_steps, steps_per_epoch));
+  ProgressOptions progress;
+  progress.total_steps = *job.total_steps;
+  progress.steps_per_epoch = steps_per_epoch;
+  progress.report_every = std::max<std::int64_t>(*job.total_steps / 10, 1);
+  progress.peak_tflops = args.peak_tflops;
+  engine->SetProgress(progress);
   return engine;
 }
 

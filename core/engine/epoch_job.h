@@ -38,6 +38,7 @@ struct EpochJobArgs {
   std::uint64_t seed = 0;        // epoch e shuffles with seed + e
   std::int64_t save_steps = 0, save_total_limit = -1;
   std::string resume_from_checkpoint;
+  double peak_tflops = 0;  // the device's peak for MFU; 0: from the card's name
 };
 
 // The shared fields of a job's own args (MoleculeTrainArgs, ClimateTrainArgs: the same names).
@@ -60,13 +61,15 @@ EpochJobArgs EpochJobArgsFrom(const JobArgs& a, std::string name, std::string ou
   e.save_steps = a.save_steps;
   e.save_total_limit = a.save_total_limit;
   e.resume_from_checkpoint = a.resume_from_checkpoint;
+  e.peak_tflops = a.peak_tflops;
   return e;
 }
 
 // Batches per epoch on each rank: the training items dealt over the ranks (padded), in batches.
 std::int64_t StepsPerEpoch(const EpochJobArgs& args, std::int64_t train_size, int world);
 
-// The engine; `say` (rank 0's lines) gets the engine line.
+// The engine, its step lines set to the run's steps (Engine::SetProgress); `say` (rank 0's
+// lines) gets the engine line.
 absl::StatusOr<std::unique_ptr<Engine>> CreateEpochJobEngine(std::shared_ptr<Model> model,
                                                              std::shared_ptr<Communicator> comm,
                                                              const EpochJobArgs& args, std::int64_t train_size,

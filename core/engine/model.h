@@ -17,6 +17,7 @@
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
 
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -27,11 +28,25 @@ namespace zt {
 // Named inputs of one micro-batch ("input_ids", "labels", ...), like HF's batch dicts.
 using Batch = std::map<std::string, at::Tensor>;
 
+// What one micro-batch is worth, for the engine's throughput and MFU figures.
+struct BatchWork {
+  std::int64_t samples = 0;
+  std::int64_t tokens = -1;  // positions the model processes; -1: the model counts none
+  double flops = -1;         // model FLOPs of forward + backward on it; -1: unknown (no MFU)
+};
+
 class Model : public torch::nn::Module {
  public:
   using torch::nn::Module::Module;
   // The scalar training loss of this micro-batch.
   virtual at::Tensor Forward(const Batch& batch) = 0;
+  // The micro-batch's samples, tokens and training FLOPs (models state their own; the
+  // default counts samples only: the first dimension of the batch's first tensor).
+  virtual BatchWork Work(const Batch& batch) const {
+    BatchWork w;
+    if (!batch.empty() && batch.begin()->second.dim() > 0) w.samples = batch.begin()->second.size(0);
+    return w;
+  }
 };
 
 // batch[key], or std::invalid_argument naming the key (the engine turns it into a Status).
