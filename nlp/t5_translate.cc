@@ -82,6 +82,8 @@ ABSL_FLAG(bool, fp16, false, "fp16 mixed precision (fills the config's \"auto\")
 ABSL_FLAG(bool, bf16, false, "bf16 mixed precision (fills the config's \"auto\")");
 ABSL_FLAG(std::string, deepspeed, "", "DeepSpeed JSON config (ZeRO stage, offload, precision, optimizer, scheduler)");
 ABSL_FLAG(bool, use_cpu, false, "train on the CPU (Gloo backend) even where there are GPUs");
+ABSL_FLAG(double, peak_tflops, 0,
+          "the device's dense bf16/fp16 peak TFLOPS for the MFU figures (0: from the GPU's name; none on a CPU)");
 ABSL_FLAG(bool, no_cuda, false, "older name of --use_cpu");
 ABSL_FLAG(int32_t, local_rank, -1, "set by DeepSpeed's launcher; ranks come from RANK/LOCAL_RANK");
 // Generation.
@@ -143,6 +145,7 @@ int main(int argc, char** argv) {
   a.eval_strategy = absl::GetFlag(FLAGS_evaluation_strategy).empty() ? absl::GetFlag(FLAGS_eval_strategy)
                                                                      : absl::GetFlag(FLAGS_evaluation_strategy);
   a.seed = absl::GetFlag(FLAGS_seed);
+  a.peak_tflops = absl::GetFlag(FLAGS_peak_tflops);
   a.fp16 = absl::GetFlag(FLAGS_fp16);
   a.bf16 = absl::GetFlag(FLAGS_bf16);
   a.deepspeed = absl::GetFlag(FLAGS_deepspeed);

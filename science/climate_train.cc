@@ -35,6 +35,8 @@ ABSL_FLAG(bool, overwrite_output_dir, false, "write into a non-empty --output_di
 ABSL_FLAG(int64_t, save_steps, 0,
           "write output_dir/checkpoint-N (model and the engine's full state) every N optimizer steps; 0: none");
 ABSL_FLAG(int64_t, save_total_limit, -1, "keep only the newest N checkpoint-N directories");
+ABSL_FLAG(double, peak_tflops, 0,
+          "the device's dense bf16/fp16 peak TFLOPS for the MFU figures (0: from the GPU's name; none on a CPU)");
 ABSL_FLAG(std::string, resume_from_checkpoint, "",
           "continue training from a checkpoint-N directory, or from the newest one in --output_dir with \"latest\"");
 ABSL_FLAG(int32_t, epochs, kDefaults.epochs, "training epochs");
@@ -70,6 +72,7 @@ int main(int argc, char** argv) {
   a.save_steps = absl::GetFlag(FLAGS_save_steps);
   a.save_total_limit = absl::GetFlag(FLAGS_save_total_limit);
   a.resume_from_checkpoint = absl::GetFlag(FLAGS_resume_from_checkpoint);
+  a.peak_tflops = absl::GetFlag(FLAGS_peak_tflops);
   a.epochs = absl::GetFlag(FLAGS_epochs);
   a.batch_size = absl::GetFlag(FLAGS_batch_size);
   a.learning_rate = absl::GetFlag(FLAGS_learning_rate);

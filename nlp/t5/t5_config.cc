@@ -172,4 +172,18 @@ std::string T5Config::ToJson() const {
   return j.dump(2) + "\n";
 }
 
+double T5TrainingFlops(const T5Config& c, double batch, double src_len, double tgt_len) {
+  const double d = static_cast<double>(c.d_model), inner = static_cast<double>(c.inner_dim());
+  const double ff = (c.gated ? 3.0 : 2.0) * d * static_cast<double>(c.d_ff);
+  const double enc_tok = 4 * d * inner + ff;
+  const double dec_tok = 4 * d * inner + 2 * d * inner + ff;  // self attention, cross q/o, FFN
+  const double cross_kv_src = 2 * d * inner;                  // cross k/v over the encoder output
+  const double enc_layers = c.num_layers, dec_layers = c.num_decoder_layers;
+  double fwd = 2 * batch *
+               (src_len * enc_layers * enc_tok + tgt_len * dec_layers * dec_tok + src_len * dec_layers * cross_kv_src +
+                tgt_len * d * static_cast<double>(c.vocab_size));
+  fwd += 4 * batch * inner * (enc_layers * src_len * src_len + dec_layers * (tgt_len * tgt_len + tgt_len * src_len));
+  return 3 * fwd;
+}
+
 }  // namespace zt::nlp

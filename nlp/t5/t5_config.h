@@ -52,6 +52,13 @@ absl::StatusOr<T5Config> ParseT5Config(absl::string_view json, absl::string_view
 // "google/" prefix is optional).  kNotFound lists them for any other name.
 absl::StatusOr<T5Config> T5ConfigForName(absl::string_view name);
 
+// Model FLOPs of one training step (forward + backward = 3 x the forward's matmul FLOPs) on
+// `batch` samples of `src_len` source and `tgt_len` target tokens: 2 x the weights each token
+// passes through (encoder stack, decoder stack, cross-attention keys and values over the source,
+// the head), plus attention scores and context (encoder S^2, decoder T^2 and T x S per layer).
+// tools/bench/peers/t5_hf.py counts the same way.
+double T5TrainingFlops(const T5Config& c, double batch, double src_len, double tgt_len);
+
 }  // namespace zt::nlp
 
 #endif  // ZEROTRAIN_NLP_T5_T5_CONFIG_H_

@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "core/ckpt/safetensors.h"
+#include "core/profiler/module_scope.h"
 #include "core/util/file_util.h"
 #include "core/util/logging.h"
 #include "core/util/torch_status.h"
@@ -35,6 +36,7 @@ class LayerNorm : public torch::nn::Module {
  public:
   LayerNorm(std::int64_t d, double eps) : eps_(eps) { weight = register_parameter("weight", at::ones({d})); }
   at::Tensor forward(const at::Tensor& x) const {
+    ZT_PROFILE_MODULE(this);
     const at::Tensor variance = x.to(at::kFloat).pow(2).mean(-1, /*keepdim=*/true);
     at::Tensor h = x * at::rsqrt(variance + eps_);
     if (weight.scalar_type() == at::kHalf || weight.scalar_type() == at::kBFloat16) h = h.to(weight.scalar_type());
@@ -66,6 +68,7 @@ class Attention : public torch::nn::Module {
 
   // x [B, q, D] attends to kv [B, k, D] with the additive bias [B or 1, H, q, k].
   at::Tensor forward(const at::Tensor& x, const at::Tensor& kv, const at::Tensor& bias, bool training) const {
+    ZT_PROFILE_MODULE(this);
     return Attend(Heads(q->Linear(x)), Heads(k->Linear(kv)), Heads(v->Linear(kv)), bias, training);
   }
   // [B, L, inner] -> [B, H, L, d_kv]
@@ -136,6 +139,7 @@ class DenseActDense : public torch::nn::Module {
   // _keep_in_fp32_modules): T5's FFN outputs pass fp16's largest value (HF issue #10830).  The
   // fp32 output then carries the residual stream in fp32 until the final layer norm, as in HF.
   at::Tensor forward(const at::Tensor& x, bool training) const {
+    ZT_PROFILE_MODULE(this);
     at::Tensor h = c_.gated ? Act(wi_0->Linear(x)) * wi_1->Linear(x) : Act(wi->Linear(x));
     h = at::dropout(h, c_.dropout_rate, training);
     if (wo->weight.scalar_type() == at::kHalf) return at::linear(h.to(at::kFloat), wo->weight.to(at::kFloat));
@@ -168,6 +172,7 @@ struct SelfAttentionLayer : torch::nn::Module {
     layer_norm = register_module("layer_norm", std::make_shared<LayerNorm>(c.d_model, c.layer_norm_epsilon));
   }
   at::Tensor forward(const at::Tensor& x, const at::Tensor& bias) {
+    ZT_PROFILE_MODULE(this);
     const at::Tensor n = layer_norm->forward(x);
     return ClampHalf(x + at::dropout(SelfAttention->forward(n, n, bias, is_training()), rate, is_training()));
   }
@@ -182,6 +187,7 @@ struct CrossAttentionLayer : torch::nn::Module {
     layer_norm = register_module("layer_norm", std::make_shared<LayerNorm>(c.d_model, c.layer_norm_epsilon));
   }
   at::Tensor forward(const at::Tensor& x, const at::Tensor& enc, const at::Tensor& bias) {
+    ZT_PROFILE_MODULE(this);
     const at::Tensor n = layer_norm->forward(x);
     return ClampHalf(x + at::dropout(EncDecAttention->forward(n, enc, bias, is_training()), rate, is_training()));
   }
@@ -196,6 +202,7 @@ struct FeedForwardLayer : torch::nn::Module {
     layer_norm = register_module("layer_norm", std::make_shared<LayerNorm>(c.d_model, c.layer_norm_epsilon));
   }
   at::Tensor forward(const at::Tensor& x) {
+    ZT_PROFILE_MODULE(this);
     const at::Tensor n = layer_norm->forward(x);
     return ClampHalf(x + at::dropout(DenseReluDense->forward(n, is_training()), rate, is_training()));
   }
@@ -216,6 +223,7 @@ class EncoderBlock : public torch::nn::Module {
   // block itself, which makes it from `mask_bias` [B, 1, 1, S]).  Returns the new x and, from
   // the first block only, the bias the others reuse.
   std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& x, const at::Tensor& bias, const at::Tensor& mask_bias) {
+    ZT_PROFILE_MODULE(this);
     at::Tensor made;
     if (first_)
       made = self_->SelfAttention->PositionBias(x.size(1), x.size(1), x.device()).to(x.scalar_type()) + mask_bias;
@@ -242,6 +250,7 @@ class DecoderBlock : public torch::nn::Module {
   // its padding mask as the additive `cross_bias` [B, 1, 1, S].
   std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& x, const at::Tensor& bias, const at::Tensor& mask_bias,
                                              const at::Tensor& enc, const at::Tensor& cross_bias) {
+    ZT_PROFILE_MODULE(this);
     at::Tensor made;
     if (first_)
       made = self_->SelfAttention->PositionBias(x.size(1), x.size(1), x.device()).to(x.scalar_type()) + mask_bias;

@@ -61,6 +61,17 @@ class T5ForConditionalGeneration : public Model {
   // Batch: input_ids [B, S] (int64), attention_mask [B, S] (optional, 1 = token), labels [B, T]
   // (-100 = ignored), decoder_input_ids [B, T] (optional; else labels shifted right).
   at::Tensor Forward(const Batch& batch) override;
+  // Samples, source + target positions, and T5TrainingFlops of the batch's shapes.
+  BatchWork Work(const Batch& batch) const override {
+    const at::Tensor& ids = BatchTensor(batch, "input_ids");
+    const at::Tensor& labels = BatchTensor(batch, "labels");
+    BatchWork w;
+    w.samples = ids.size(0);
+    w.tokens = ids.numel() + labels.numel();
+    w.flops = T5TrainingFlops(config_, static_cast<double>(ids.size(0)), static_cast<double>(ids.size(1)),
+                              static_cast<double>(labels.size(1)));
+    return w;
+  }
   // The head's logits [B, T, vocab] for the same inputs.
   at::Tensor Logits(const Batch& batch);
 

@@ -44,6 +44,7 @@ struct TranslateArgs {
   bool fp16 = false, bf16 = false;
   std::string deepspeed;  // DeepSpeed JSON config
   bool use_cpu = false;   // train on the CPU (Gloo) even where GPUs are
+  double peak_tflops = 0;  // the device's dense peak for MFU; 0: from the card's name
   // Generation.
   bool predict_with_generate = false;
   int num_beams = 1;

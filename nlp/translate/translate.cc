@@ -1,7 +1,6 @@
 #include "nlp/translate/translate.h"
 
 #include <ATen/ATen.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -21,7 +20,10 @@
 #include "core/config/config.h"
 #include "core/engine/engine.h"
 #include "core/engine/job_checkpoint.h"
+#include "core/engine/job_summary.h"
 #include "core/engine/job_util.h"
+#include "core/monitor/monitor.h"
+#include "core/monitor/step_line.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
@@ -97,6 +99,7 @@ class Job {
   explicit Job(const TranslateArgs& a) : a_(a) {}
 
   absl::Status Run() {
+    const auto job_start = Clock::now();
     RETURN_IF_ERROR(Setup());
     if (a_.demo) {
       ASSIGN_OR_RETURN(EvalOutput before, Evaluate(val_, /*generate=*/true));
@@ -106,6 +109,7 @@ class Job {
     nlohmann::json all = nlohmann::json::object();
     if (a_.do_train) {
       ASSIGN_OR_RETURN(nlohmann::json m, Train());
+      ASSIGN_OR_RETURN(summary_.totals, engine_->Totals());
       all.update(m);
       RETURN_IF_ERROR(SaveResults("train", m));
       RETURN_IF_ERROR(SaveModel(out_));
@@ -131,14 +135,16 @@ class Job {
     }
     if (rank_ == 0 && !all.empty())
       RETURN_IF_ERROR(WriteFileAtomically(out_ + "/all_results.json", all.dump(4) + "\n"));
-    Say(absl::StrCat("outputs in ", out_));
+    summary_.wall_seconds = std::chrono::duration<double>(Clock::now() - job_start).count();
+    AddSummaryResults(all);
+    if (rank_ == 0) monitor::PrintLine(FormatJobSummary(summary_));
     RETURN_IF_ERROR(engine_->Shutdown());
     return comm_->Shutdown();
   }
 
  private:
   void Say(const std::string& line) const {
-    if (rank_ == 0) std::fprintf(stderr, "%s\n", line.c_str());
+    if (rank_ == 0) monitor::PrintLine(line);
   }
 
   absl::Status Setup() {
@@ -249,6 +255,10 @@ class Job {
     std::int64_t params = 0;
     for (const auto& p : model_->parameters()) params += p.numel();
     Say(absl::StrFormat("model: %.1fM parameters", params / 1e6));
+    summary_.trained.emplace_back(
+        "model", absl::StrFormat("%s, %.1fM parameters",
+                                 a_.model_name_or_path.empty() ? "a small T5 (random init)" : a_.model_name_or_path,
+                                 params / 1e6));
     return absl::OkStatus();
   }
 
@@ -299,9 +309,16 @@ class Job {
           "output projection (wo) runs in fp32 and fp16 activations are clamped. --bf16 avoids both");
     }
     ASSIGN_OR_RETURN(engine_, Engine::Create(model_, config, comm_));
-    Say(absl::StrFormat("engine: ZeRO stage %d, %d rank(s), %s, device %s, %d update steps",
-                        config.zero_optimization.stage, world_, PrecisionName(config), engine_->device().str(),
-                        total_steps_));
+    const std::string engine_line = EngineDescription(*engine_);
+    Say(absl::StrFormat("engine: %s, %d update steps", engine_line, total_steps_));
+    summary_.trained.emplace_back("data", data_.description);
+    summary_.trained.emplace_back("engine", engine_line);
+    ProgressOptions progress;
+    progress.total_steps = total_steps_;
+    progress.steps_per_epoch = std::max<std::int64_t>(micro_per_epoch_ / a_.gradient_accumulation_steps, 1);
+    progress.report_every = std::max<std::int64_t>(total_steps_ / 10, 1);
+    progress.peak_tflops = a_.peak_tflops;
+    engine_->SetProgress(progress);
     return absl::OkStatus();
   }
 
@@ -370,7 +387,6 @@ class Job {
                         "%d steps",
                         n, static_cast<std::int64_t>(std::ceil(a_.num_train_epochs)), micro, world_,
                         a_.gradient_accumulation_steps, total_steps_));
-    const bool tty = ::isatty(2) != 0;
     const auto t0 = Clock::now();
     std::int64_t samples = 0;
     std::int64_t step = engine_->global_steps();
@@ -399,7 +415,6 @@ class Job {
         if (engine_->global_steps() == step) continue;
         step = engine_->global_steps();
         const double ep = static_cast<double>(pos.epoch) + static_cast<double>(m + 1) / micro_per_epoch_;
-        const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
         if ((a_.logging_steps > 0 && step % a_.logging_steps == 0) || step == total_steps_) {
           ASSIGN_OR_RETURN(const double avg, MeanOverRanks(pos.log_sum / std::max<std::int64_t>(pos.log_micro, 1)));
           log_history_.push_back({{"loss", Round4(avg)},
@@ -407,7 +422,6 @@ class Job {
                                   {"learning_rate", engine_->lr()},
                                   {"epoch", Round4(ep)},
                                   {"step", step}});
-          if (tty && rank_ == 0) std::fprintf(stderr, "\n");
           Say(absl::StrFormat("{'loss': %.4f, 'grad_norm': %.4g, 'learning_rate': %.4g, 'epoch': %.2f}", avg,
                               engine_->last_grad_norm(), engine_->lr(), ep));
           pos.log_sum = 0;
@@ -421,19 +435,10 @@ class Job {
           next.next_micro = 0;
         }
         RETURN_IF_ERROR(AtStep(step, ep, /*epoch_end=*/m + 1 == micro_per_epoch_, next));
-        if (rank_ == 0 && (tty || step % std::max<std::int64_t>(total_steps_ / 10, 1) == 0)) {
-          const int width = 30;
-          const int done = static_cast<int>(width * step / total_steps_);
-          std::fprintf(stderr, "%s[%s%s] %lld/%lld  loss %.4f  %.2f it/s%s", tty ? "\r" : "",
-                       std::string(done, '=').c_str(), std::string(width - done, ' ').c_str(),
-                       static_cast<long long>(step), static_cast<long long>(total_steps_), l,
-                       (step - first_step) / secs, tty ? "" : "\n");
-        }
       }
       ++pos.epoch;
       pos.next_micro = 0;
     }
-    if (tty && rank_ == 0) std::fprintf(stderr, "\n");
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     epochs_done_ =
         static_cast<double>(step) / std::max<std::int64_t>(micro_per_epoch_ / a_.gradient_accumulation_steps, 1);
@@ -564,6 +569,29 @@ class Job {
     return m;
   }
 
+  // The end-of-job summary's metrics (the best eval_loss of the history, the final results) and
+  // outputs.
+  void AddSummaryResults(const nlohmann::json& all) {
+    const nlohmann::json* best = nullptr;
+    for (const nlohmann::json& h : log_history_) {
+      if (h.contains("eval_loss") && (best == nullptr || h["eval_loss"] < (*best)["eval_loss"])) best = &h;
+    }
+    if (best != nullptr) {
+      summary_.metrics.emplace_back(
+          "best eval_loss",
+          absl::StrFormat("%.4f (step %d)", (*best)["eval_loss"].get<double>(), (*best)["step"].get<std::int64_t>()));
+    }
+    for (const char* key : {"train_loss", "eval_loss", "eval_bleu", "predict_loss", "predict_bleu"}) {
+      if (all.contains(key)) summary_.metrics.emplace_back(key, absl::StrFormat("%.4f", all[key].get<double>()));
+    }
+    if (a_.do_train) summary_.outputs.emplace_back(out_ + "/model.safetensors", "the trained model (HF layout)");
+    if (!all.empty()) summary_.outputs.emplace_back(out_ + "/all_results.json", "the metrics");
+    if (a_.do_predict && a_.predict_with_generate) {
+      summary_.outputs.emplace_back(out_ + "/generated_predictions.txt", "the test split's translations");
+    }
+    AddEngineOutputs(*engine_, out_, &summary_);
+  }
+
   void Samples(const EvalOutput& e, std::size_t n) const {
     for (std::size_t i = 0; i < std::min(n, e.predictions.size()); ++i) {
       Say(absl::StrCat("  en: ", data_.validation[i].source, "\n  ro (reference): ", data_.validation[i].target,
@@ -612,6 +640,7 @@ class Job {
   std::int64_t gen_max_ = 128, micro_per_epoch_ = 1, total_steps_ = 1, warmup_ = 0;
   double epochs_done_ = 0;
   nlohmann::json log_history_ = nlohmann::json::array();
+  JobSummary summary_{"t5_translate"};
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "absl/strings/str_cat.h"
+#include "core/profiler/module_scope.h"
 #include "core/util/json_field.h"
 #include "nlohmann/json.hpp"
 
@@ -43,6 +44,7 @@ class Aggregate : public torch::nn::Module {
   }
 
   at::Tensor forward(const at::Tensor& x, const at::Tensor& lead_hours) {
+    ZT_PROFILE_MODULE(this);
     const std::int64_t B = x.size(0), V = c_.variables, p = c_.patch, D = c_.embed, H = c_.heads;
     const std::int64_t gh = x.size(2) / p, gw = x.size(3) / p, L = gh * gw;
     const at::Tensor patches = x.view({B, V, gh, p, gw, p}).permute({0, 1, 2, 4, 3, 5}).reshape({B, V, L, p * p});
@@ -85,6 +87,7 @@ class Block : public torch::nn::Module {
   }
 
   at::Tensor forward(const at::Tensor& x) {
+    ZT_PROFILE_MODULE(this);
     const std::int64_t B = x.size(0), L = x.size(1), D = c_.embed, H = c_.heads;
     const bool train = is_training();
     const at::Tensor n1 = at::layer_norm(x, {D}, norm1_weight, norm1_bias);
@@ -118,6 +121,7 @@ class Head : public torch::nn::Module {
   }
 
   at::Tensor forward(const at::Tensor& x, std::int64_t gh, std::int64_t gw) {
+    ZT_PROFILE_MODULE(this);
     const std::int64_t B = x.size(0), V = c_.variables, p = c_.patch;
     const at::Tensor n = at::layer_norm(x, {c_.embed}, norm_weight, norm_bias);
     const at::Tensor y = at::linear(at::gelu(at::linear(n, fc_weight, fc_bias)), out_weight, out_bias);

@@ -58,6 +58,21 @@ class Climax : public zt::Model {
 
   // Latitude-weighted MSE over the present target values.
   at::Tensor Forward(const Batch& batch) override;
+  // Samples, patch tokens (B x the padded grid's patches), and the training FLOPs of the ViT
+  // blocks: per block 2 x (4 e^2 + 2 e^2 mlp_ratio) per token and 4 L^2 e per sample for scores
+  // and context, x 3 for forward and backward (patch embedding, variable aggregation and the
+  // head are not counted).
+  BatchWork Work(const Batch& batch) const override {
+    const at::Tensor& input = BatchTensor(batch, "input");
+    const double b = static_cast<double>(input.size(0));
+    const double l = static_cast<double>((padded_h_ / config_.patch) * (padded_w_ / config_.patch));
+    const double e = config_.embed;
+    BatchWork w;
+    w.samples = input.size(0);
+    w.tokens = static_cast<std::int64_t>(b * l);
+    w.flops = 3.0 * config_.depth * (2 * b * l * (4 * e * e + 2 * e * e * config_.mlp_ratio) + 4 * b * l * l * e);
+    return w;
+  }
   // The forecast [B, V, H, W] (normalised), in the input's dtype.
   at::Tensor Predict(const Batch& batch);
 

@@ -22,7 +22,9 @@
 #include "core/config/config.h"
 #include "core/engine/engine.h"
 #include "core/engine/epoch_job.h"
+#include "core/engine/job_summary.h"
 #include "core/engine/job_util.h"
+#include "core/monitor/step_line.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
@@ -70,9 +72,11 @@ class Job {
       std::printf("%s", Inspect(fields_).c_str());
       return absl::OkStatus();
     }
+    const auto job_start = Clock::now();
     RETURN_IF_ERROR(Setup());
     const auto t0 = Clock::now();
     RETURN_IF_ERROR(Train());
+    ASSIGN_OR_RETURN(summary_.totals, engine_->Totals());
     nlohmann::json metrics = {{"train_runtime", std::round(Seconds(t0) * 100) / 100},
                               {"epochs", a_.epochs},
                               {"lead_steps", a_.lead_steps},
@@ -91,14 +95,36 @@ class Job {
       RETURN_IF_ERROR(WriteFields(out_ + "/predictions.nc", fields_, forecast, valid_times));
     }
     RETURN_IF_ERROR(SaveCheckpoint(out_ + "/checkpoint"));
-    Say(absl::StrCat("outputs in ", out_, ": metrics.json, predictions.nc (the test forecasts), checkpoint/"));
+    summary_.wall_seconds = Seconds(job_start);
+    AddSummaryResults(metrics);
+    if (rank_ == 0) monitor::PrintLine(FormatJobSummary(summary_));
     RETURN_IF_ERROR(engine_->Shutdown());
     return comm_->Shutdown();
   }
 
  private:
   void Say(const std::string& line) const {
-    if (rank_ == 0) std::fprintf(stderr, "%s\n", line.c_str());
+    if (rank_ == 0) monitor::PrintLine(line);
+  }
+
+  // The end-of-job summary's metrics (the best validation epoch, each variable's test RMSE
+  // beside persistence) and outputs.
+  void AddSummaryResults(const nlohmann::json& m) {
+    if (best_valid_step_ >= 0) {
+      summary_.metrics.emplace_back("best valid RMSE",
+                                    absl::StrFormat("%.4f (step %d)", best_valid_, best_valid_step_));
+    }
+    for (const VariableInfo& v : fields_.variables) {
+      summary_.metrics.emplace_back(
+          absl::StrCat("test RMSE ", v.label),
+          absl::StrFormat("%.4f %s (persistence %.4f, climatology %.4f)", Num(m, absl::StrCat("test_rmse_", v.label)),
+                          v.units, Num(m, absl::StrCat("persistence_rmse_", v.label)),
+                          Num(m, absl::StrCat("climatology_rmse_", v.label))));
+    }
+    summary_.outputs.emplace_back(out_ + "/metrics.json", "the metrics");
+    summary_.outputs.emplace_back(out_ + "/predictions.nc", "the test forecasts");
+    summary_.outputs.emplace_back(out_ + "/checkpoint", "the trained model");
+    AddEngineOutputs(*engine_, out_, &summary_);
   }
 
   absl::Status Read() {
@@ -130,9 +156,11 @@ class Job {
     if (embedded && !a_.inspect) {
       Say(absl::StrCat("data: no --files; the embedded default: ", kDefaultFiles, " (libncarg-data's sample fields)"));
     }
-    Say(absl::StrFormat("data: %d variables (%s) on a %d x %d grid, %d time steps, read in %.1f s",
-                        fields_.variables.size(), vars, fields_.lat.size(), fields_.lon.size(), fields_.time.size(),
-                        Seconds(t0)));
+    const std::string data_line =
+        absl::StrFormat("%d variables (%s) on a %d x %d grid, %d time steps", fields_.variables.size(), vars,
+                        fields_.lat.size(), fields_.lon.size(), fields_.time.size());
+    Say(absl::StrFormat("data: %s, read in %.1f s", data_line, Seconds(t0)));
+    summary_.trained.emplace_back("data", absl::StrCat(data_line, embedded ? " (the embedded default)" : ""));
     return absl::OkStatus();
   }
 
@@ -228,13 +256,15 @@ class Job {
     model_ = std::make_shared<Climax>(config_, a_.seed);
     std::int64_t params = 0;
     for (const auto& p : model_->parameters()) params += p.numel();
-    Say(
-        absl::StrFormat("model: ClimaX-style ViT, %d x %d patches of %d, embed %d, %d blocks, %d heads; %.2fM "
-                        "parameters",
+    const std::string model_line =
+        absl::StrFormat("ClimaX-style ViT, %d x %d patches of %d, embed %d, %d blocks, %d heads; %.2fM parameters",
                         (c.height + c.patch - 1) / c.patch, (c.width + c.patch - 1) / c.patch, c.patch, c.embed,
-                        c.depth, c.heads, params / 1e6));
+                        c.depth, c.heads, params / 1e6);
+    Say(absl::StrCat("model: ", model_line));
+    summary_.trained.insert(summary_.trained.begin(), {"model", model_line});
     ASSIGN_OR_RETURN(engine_, CreateEpochJobEngine(model_, comm_, EpochArgs(), train_.size(),
                                                    [this](const std::string& line) { Say(line); }));
+    summary_.trained.emplace_back("engine", EngineDescription(*engine_));
     return absl::OkStatus();
   }
 
@@ -259,6 +289,10 @@ class Job {
       if (!valid_.empty()) {
         ASSIGN_OR_RETURN(at::Tensor f, Forecast(valid_));
         ASSIGN_OR_RETURN(nlohmann::json m, Score(valid_, f, "valid"));
+        if (best_valid_step_ < 0 || Num(m, "valid_rmse") < best_valid_) {
+          best_valid_ = Num(m, "valid_rmse");
+          best_valid_step_ = engine_->global_steps();
+        }
         absl::StrAppend(&line, absl::StrFormat(", valid_rmse %.4f (persistence %.4f)", Num(m, "valid_rmse"),
                                                Num(m, "persistence_rmse")));
       }
@@ -395,6 +429,9 @@ class Job {
   ClimaxConfig config_;
   std::shared_ptr<Climax> model_;
   std::unique_ptr<Engine> engine_;
+  JobSummary summary_{"climate_train"};
+  double best_valid_ = 0;
+  std::int64_t best_valid_step_ = -1;
 };
 
 }  // namespace

@@ -34,6 +34,7 @@ struct ClimateTrainArgs {
   // the newest save_total_limit kept (<= 0: all); resume from a checkpoint-N or "latest".
   std::int64_t save_steps = 0, save_total_limit = -1;
   std::string resume_from_checkpoint;
+  double peak_tflops = 0;  // the device's dense peak for MFU; 0: from the card's name
   int epochs = 20;
   int batch_size = 8;  // per device
   double learning_rate = 5e-4, weight_decay = 1e-5, warmup_ratio = 0.05, max_grad_norm = 1.0;

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "absl/strings/str_cat.h"
+#include "core/profiler/module_scope.h"
 #include "core/util/json_field.h"
 #include "nlohmann/json.hpp"
 #include "ops/pair_bias_attention.h"
@@ -35,6 +36,7 @@ class PairEncoder : public torch::nn::Module {
   }
 
   at::Tensor forward(const at::Tensor& path, const at::Tensor& bonds, const at::Tensor& distance) {
+    ZT_PROFILE_MODULE(this);
     at::Tensor b = at::embedding(path_embedding, path) + at::embedding(bond_embedding, bonds).sum(3);  // [B,N,N,H]
     if (c_.gaussians > 0) {
       if (!distance.defined()) {
@@ -77,6 +79,7 @@ class Layer : public torch::nn::Module {
 
   // x [B, N, hidden]; bias [B, heads, N, N]; mask [B, N] bool (true: an atom).
   at::Tensor forward(const at::Tensor& x, const at::Tensor& bias, const at::Tensor& mask) {
+    ZT_PROFILE_MODULE(this);
     const std::int64_t B = x.size(0), N = x.size(1), H = c_.heads, d = c_.hidden / c_.heads;
     const bool train = is_training();
     const at::Tensor n1 = at::layer_norm(x, {c_.hidden}, ln1_w, ln1_b);
@@ -110,6 +113,7 @@ class Head : public torch::nn::Module {
   }
 
   at::Tensor forward(const at::Tensor& x, const at::Tensor& mask) {
+    ZT_PROFILE_MODULE(this);
     const at::Tensor n = at::layer_norm(x, {c_.hidden}, norm_w, norm_b);
     const at::Tensor m = mask.unsqueeze(-1).to(n.scalar_type());
     const at::Tensor pooled = (n * m).sum(1) / m.sum(1).clamp_min(1);

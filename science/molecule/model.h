@@ -55,6 +55,19 @@ class MoleculeModel : public zt::Model {
 
   // Mean loss over the present targets of the batch (data.h's MakeBatch layout).
   at::Tensor Forward(const Batch& batch) override;
+  // Molecules, atom positions (padded), and the training FLOPs of the transformer layers: per
+  // layer 2 x (4 h^2 + 2 h ffn) per atom and 4 n^2 h per molecule for scores and context, x 3
+  // for forward and backward (the pair encoder and the head, a few percent, are not counted).
+  BatchWork Work(const Batch& batch) const override {
+    const at::Tensor& atoms = BatchTensor(batch, "atoms");
+    const double b = static_cast<double>(atoms.size(0)), n = static_cast<double>(atoms.size(1));
+    const double h = config_.hidden, f = config_.ffn;
+    BatchWork w;
+    w.samples = atoms.size(0);
+    w.tokens = atoms.numel();
+    w.flops = 3.0 * config_.layers * (2 * b * n * (4 * h * h + 2 * h * f) + 4 * b * n * n * h);
+    return w;
+  }
   // [B, targets] in fp32: standardised values (regression) or logits (classification).
   at::Tensor Predict(const Batch& batch);
 

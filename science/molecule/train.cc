@@ -20,7 +20,9 @@
 #include "core/config/config.h"
 #include "core/engine/engine.h"
 #include "core/engine/epoch_job.h"
+#include "core/engine/job_summary.h"
 #include "core/engine/job_util.h"
+#include "core/monitor/step_line.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
@@ -54,10 +56,12 @@ class Job {
   explicit Job(const MoleculeTrainArgs& a) : a_(a) {}
 
   absl::Status Run() {
+    const auto job_start = Clock::now();
     RETURN_IF_ERROR(Setup());
     const auto t0 = Clock::now();
     RETURN_IF_ERROR(Train());
     const double train_seconds = Seconds(t0);
+    ASSIGN_OR_RETURN(summary_.totals, engine_->Totals());
     nlohmann::json metrics = {{"train_runtime", std::round(train_seconds * 100) / 100},
                               {"epochs", a_.epochs},
                               {"task", classification_ ? "classification" : "regression"},
@@ -78,14 +82,36 @@ class Job {
       RETURN_IF_ERROR(WritePredictions(p));
     }
     RETURN_IF_ERROR(SaveCheckpoint(out_ + "/checkpoint"));
-    Say(absl::StrCat("outputs in ", out_, ": metrics.json, predictions.csv (test split), checkpoint/"));
+    summary_.wall_seconds = Seconds(job_start);
+    AddSummaryResults(metrics);
+    if (rank_ == 0) monitor::PrintLine(FormatJobSummary(summary_));
     RETURN_IF_ERROR(engine_->Shutdown());
     return comm_->Shutdown();
   }
 
  private:
   void Say(const std::string& line) const {
-    if (rank_ == 0) std::fprintf(stderr, "%s\n", line.c_str());
+    if (rank_ == 0) monitor::PrintLine(line);
+  }
+
+  // The end-of-job summary's metrics (the best validation epoch, the test split beside its
+  // baseline) and outputs.
+  void AddSummaryResults(const nlohmann::json& m) {
+    if (best_valid_step_ >= 0) {
+      summary_.metrics.emplace_back(classification_ ? "best valid ROC-AUC" : "best valid RMSE",
+                                    absl::StrFormat("%.4f (step %d)", best_valid_, best_valid_step_));
+    }
+    if (classification_) {
+      summary_.metrics.emplace_back(
+          "test ROC-AUC", absl::StrFormat("%.4f (baseline %.4f)", Num(m, "test_roc_auc"), Num(m, "baseline_roc_auc")));
+    } else {
+      summary_.metrics.emplace_back("test RMSE", absl::StrFormat("%.4f (baseline %.4f), R² %.4f", Num(m, "test_rmse"),
+                                                                 Num(m, "baseline_rmse"), Num(m, "test_r2")));
+    }
+    summary_.outputs.emplace_back(out_ + "/metrics.json", "the metrics");
+    summary_.outputs.emplace_back(out_ + "/predictions.csv", "the test split's predictions");
+    summary_.outputs.emplace_back(out_ + "/checkpoint", "the trained model");
+    AddEngineOutputs(*engine_, out_, &summary_);
   }
 
   absl::Status Setup() {
@@ -217,13 +243,17 @@ class Job {
     model_ = std::make_shared<MoleculeModel>(config_, a_.seed);
     std::int64_t params = 0;
     for (const auto& p : model_->parameters()) params += p.numel();
-    Say(
-        absl::StrFormat("model: graph transformer, %d layers, hidden %d, %d heads, pair bias from paths and bonds%s; "
-                        "%.2fM parameters",
-                        c.layers, c.hidden, c.heads, c.gaussians > 0 ? " and 3D distances" : "", params / 1e6));
+    const std::string model_line = absl::StrFormat(
+        "graph transformer, %d layers, hidden %d, %d heads, pair bias from paths and bonds%s; "
+        "%.2fM parameters",
+        c.layers, c.hidden, c.heads, c.gaussians > 0 ? " and 3D distances" : "", params / 1e6);
+    Say(absl::StrCat("model: ", model_line));
+    summary_.trained.emplace_back("model", model_line);
+    summary_.trained.emplace_back("data", data_.description);
 
     ASSIGN_OR_RETURN(engine_, CreateEpochJobEngine(model_, comm_, EpochArgs(), split_.train.size(),
                                                    [this](const std::string& line) { Say(line); }));
+    summary_.trained.emplace_back("engine", EngineDescription(*engine_));
     return absl::OkStatus();
   }
 
@@ -245,6 +275,11 @@ class Job {
       if (!split_.valid.empty()) {
         ASSIGN_OR_RETURN(Predictions v, Predict(split_.valid));
         const nlohmann::json m = Metrics("valid", split_.valid, v);
+        const double score = Num(m, classification_ ? "valid_roc_auc" : "valid_rmse");
+        if (best_valid_step_ < 0 || (classification_ ? score > best_valid_ : score < best_valid_)) {
+          best_valid_ = score;
+          best_valid_step_ = engine_->global_steps();
+        }
         absl::StrAppend(&line, classification_ ? absl::StrFormat(", valid_roc_auc %.4f", Num(m, "valid_roc_auc"))
                                                : absl::StrFormat(", valid_rmse %.4f, valid_r2 %.4f",
                                                                  Num(m, "valid_rmse"), Num(m, "valid_r2")));
@@ -434,6 +469,9 @@ class Job {
   MoleculeModelConfig config_;
   std::shared_ptr<MoleculeModel> model_;
   std::unique_ptr<Engine> engine_;
+  JobSummary summary_{"molecule_train"};
+  double best_valid_ = 0;
+  std::int64_t best_valid_step_ = -1;
 };
 
 }  // namespace

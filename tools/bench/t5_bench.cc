@@ -6,9 +6,8 @@
 //     --src_len 512 --tgt_len 128 --bf16 [--offload_optimizer] [--stage 2]
 //   bazel run -c opt --config=cuda //tools/bench:t5_bench -- --deepspeed ds_config_zero2.json --bf16
 //
-// FLOPs per step (the peer counts the same way): 3 x the forward's matmul FLOPs, i.e.
-// 2 x (weights a token passes through) per token, plus attention scores and context
-// (encoder S^2, decoder T^2 and T x S per layer), plus the head; MFU against --peak_tflops.
+// FLOPs per step: nlp/t5's T5TrainingFlops (the peer counts the same way); MFU against
+// --peak_tflops.
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -47,18 +46,6 @@ ABSL_FLAG(double, peak_tflops, 989.0, "the card's dense bf16 peak (H100/H200 SXM
 ABSL_FLAG(std::string, device, "cuda", "cuda (NCCL, one GPU) or cpu (Gloo)");
 
 namespace {
-
-double StepFlops(const zt::nlp::T5Config& c, double b, double s, double t) {
-  const double d = c.d_model, inner = c.inner_dim(), ff = (c.gated ? 3.0 : 2.0) * d * c.d_ff;
-  const double enc_tok = 4 * d * inner + ff;
-  const double dec_tok = 4 * d * inner + 2 * d * inner + ff;  // self attention, cross q/o, FFN
-  const double cross_kv_src = 2 * d * inner;                  // cross k/v over the encoder output
-  double fwd = 2 * b *
-               (s * c.num_layers * enc_tok + t * c.num_decoder_layers * dec_tok +
-                s * c.num_decoder_layers * cross_kv_src + t * d * c.vocab_size);
-  fwd += 4 * b * inner * (c.num_layers * s * s + c.num_decoder_layers * (t * t + t * s));
-  return 3 * fwd;
-}
 
 absl::Status Run() {
   ASSIGN_OR_RETURN(zt::nlp::T5Config c, zt::nlp::T5ConfigForName(absl::GetFlag(FLAGS_model)));
@@ -123,7 +110,7 @@ absl::Status Run() {
   std::sort(times.begin(), times.end());
   const double med = times[times.size() / 2];
   const double tokens = static_cast<double>(b * (s + t));
-  const double tflops = StepFlops(c, b, s, t) / med / 1e12;
+  const double tflops = zt::nlp::T5TrainingFlops(c, b, s, t) / med / 1e12;
   double peak_gb = -1;
 #ifdef ZT_CUDA
   if (cuda) peak_gb = zt::bench::PeakCudaMemory(0) / 1e9;
