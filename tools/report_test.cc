@@ -1,7 +1,6 @@
 #include "tools/report_lib.h"
 
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <cmath>
@@ -26,7 +25,9 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::SizeIs;
+using zt::testing::CommandResult;
 using zt::testing::FreshTestDir;
+using zt::testing::RunCommand;
 
 void MakeDir(const std::string& dir) { ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0) << dir; }
 void Write(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
@@ -331,21 +332,10 @@ TEST(RenderHtml, HeaderSummarisesEachJob) {
 
 // ---- the command line ----------------------------------------------------------------------------
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string out;  // stdout and stderr
-};
-
+// The report binary's exit code, stdout and stderr.
 CommandResult RunReport(const std::string& args) {
   const std::string bin = absl::StrCat(std::getenv("TEST_SRCDIR"), "/zerotrain/tools/report");
-  CommandResult run;
-  FILE* pipe = ::popen(absl::StrCat("'", bin, "' ", args, " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return run;
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof(buf), pipe)) > 0;) run.out.append(buf, n);
-  const int status = ::pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
+  return RunCommand(absl::StrCat("'", bin, "' ", args, " 2>&1"));
 }
 
 TEST(ReportCommand, WritesThePageAndSaysWhere) {

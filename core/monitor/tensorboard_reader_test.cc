@@ -4,8 +4,6 @@
 //
 // The Python is $ZT_TB_PYTHON (default python3; ./bazelw sets it to .venv's, where it installs
 // TensorBoard).  Where it cannot import tensorboard the test skips and says so.
-#include <sys/wait.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -23,7 +21,9 @@
 namespace zt::monitor {
 namespace {
 
+using zt::testing::CommandResult;
 using zt::testing::FreshTestDir;
+using zt::testing::RunCommand;
 
 // Exit 77 with "SKIP: why" when tensorboard is missing; else one line per record from the loader
 // and one per scalar from the accumulator.
@@ -67,22 +67,6 @@ writer.add_event(event_pb2.Event(step=7, wall_time=1234.5, summary=summary_pb2.S
     value=[summary_pb2.Summary.Value(tag="theirs/x", simple_value=0.75)])))
 writer.close()
 )py";
-
-struct CommandResult {
-  int exit_code = -1;
-  std::string out;
-};
-
-CommandResult RunCommand(const std::string& command) {
-  CommandResult run;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return run;
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof(buf), pipe)) > 0;) run.out.append(buf, n);
-  const int status = ::pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
-}
 
 TEST(TensorBoardInterop, ItReadsOurFileAndWeReadItsFile) {
   const char* env = std::getenv("ZT_TB_PYTHON");

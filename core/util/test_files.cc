@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,6 +61,17 @@ std::string CaptureStderr(const std::function<void()>& body) {
   std::string out = Slurp(path);
   std::remove(path.c_str());
   return out;
+}
+
+CommandResult RunCommand(const std::string& shell_command) {
+  CommandResult run;
+  FILE* pipe = ::popen(shell_command.c_str(), "r");
+  if (pipe == nullptr) return run;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof(buf), pipe)) > 0;) run.out.append(buf, n);
+  const int status = ::pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
 }
 
 }  // namespace zt::testing

@@ -1,5 +1,5 @@
 // Files in tests: a file's whole contents, a fresh directory per test, a directory's names, what
-// a piece of code printed to stderr.
+// a piece of code printed to stderr, a shell command's output.
 //
 //   const std::string dir = zt::testing::FreshTestDir();   // TEST_TMPDIR/<test name>, empty
 //   EXPECT_EQ(zt::testing::Slurp(dir + "/out.txt"), "expected");
@@ -20,6 +20,14 @@ std::string FreshTestDir();
 std::vector<std::string> ListDirNames(const std::string& dir);
 // What `body` wrote to stderr (file descriptor 2, every thread), captured through a file.
 std::string CaptureStderr(const std::function<void()>& body);
+
+// A shell command's exit code (-1 when it did not exit normally or could not start) and its
+// stdout (append " 2>&1" to the command for stderr too).
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+};
+CommandResult RunCommand(const std::string& shell_command);
 
 }  // namespace zt::testing
 
