@@ -62,6 +62,12 @@ for zero in zero2 zero3; do
   done
   expect_err "wmt16 ro-en from its local copy in $work/data/wmt16_en_ro"
   expect_err "source prefix (T5's default): \"translate English to Romanian: \""
+  # The engine's step lines (not a terminal: plain lines) and the end-of-job summary.
+  grep -qE "^step [0-9]+/[0-9]+ \| epoch [0-9.]+ \| loss [0-9.]+ \| lr .* samples/s \| .* tokens/s \| .* TFLOPS/rank \| RSS " \
+    "$tmp/err" || fail "no step line with throughput"
+  expect_err "===== t5_translate: summary ====="
+  expect_err "best eval_loss"
+  expect_err "$out/model.safetensors  the trained model"
   [[ $(cat "$tmp/rc") == 0 ]] || continue
   for key in train_loss train_runtime train_samples_per_second eval_loss eval_bleu eval_gen_len epoch; do
     json "$out/all_results.json" "$key" >/dev/null 2>&1 || fail "all_results.json lacks $key"

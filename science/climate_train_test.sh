@@ -50,6 +50,10 @@ run "${small[@]}" --output_dir default
 expect_rc 0
 expect_err "the embedded default"
 expect_err "lat-weighted RMSE"
+grep -qE "^step [0-9]+/[0-9]+ \| epoch [0-9.]+ \| loss [0-9.]+ .* samples/s \| .* tokens/s" "$tmp/err" ||
+  fail "no step line with throughput"
+expect_err "===== climate_train: summary ====="
+expect_err "test RMSE tas"
 for f in metrics.json predictions.nc checkpoint/config.json checkpoint/model.safetensors checkpoint/normalization.json; do
   expect_file "default/$f"
 done

@@ -59,6 +59,11 @@ run --epochs 3 "${small[@]}" --output_dir default
 expect_rc 0
 expect_err "the embedded default"
 expect_err "test: RMSE"
+grep -qE "^step [0-9]+/[0-9]+ \| epoch [0-9.]+ \| loss [0-9.]+ .* samples/s \| .* tokens/s" "$tmp/err" ||
+  fail "no step line with throughput"
+expect_err "===== molecule_train: summary ====="
+expect_err "best valid RMSE"
+expect_err "default/predictions.csv  the test split's predictions"
 for f in metrics.json predictions.csv checkpoint/config.json checkpoint/model.safetensors checkpoint/targets.json; do
   expect_file "default/$f"
 done

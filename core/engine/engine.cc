@@ -409,10 +409,7 @@ absl::Status Engine::Backward(const at::Tensor& loss) {
     const at::Tensor l32 = last_loss_.to(at::kFloat);
     meter_.loss_sum = meter_.loss_sum.defined() ? meter_.loss_sum + l32 : l32;
     ++meter_.micro;
-    if (monitor_) {
-      const at::Tensor l = last_loss_.to(at::kFloat);
-      monitor_loss_sum_ = monitor_loss_sum_.defined() ? monitor_loss_sum_ + l : l;
-    }
+    if (monitor_) monitor_loss_sum_ = monitor_loss_sum_.defined() ? monitor_loss_sum_ + l32 : l32;
     (loss.to(at::kFloat) * factor).backward();
   }));
   // Stages 0-2: on a boundary this reduces what is left and waits; elsewhere it only reports
