@@ -204,7 +204,7 @@ absl::Status Engine::MaybeReportFlopsProfile(double step_seconds) {
   s.module_depth = c.module_depth;
   s.top_modules = c.top_modules;
   s.detailed = c.detailed;
-  RETURN_IF_ERROR(profiler::WriteReport(flops_profiler_->Report(s), c.output_file), _.WithPrefix("flops_profiler: "));
+  RETURN_IF_ERROR(profiler::WriteReport(flops_profiler_->Report(s), c.output_file));  // names the file
   flops_profiler_.reset();
   return absl::OkStatus();
 }
