@@ -362,10 +362,15 @@ absl::StatusOr<at::Tensor> Engine::Forward(const Batch& batch) {
   t_forward_ = std::chrono::steady_clock::now();
   if (!meter_.started) {
     meter_.started = true;
-    meter_.run_start = meter_.window_start = meter_.last_step = t_forward_;
+    meter_.run_start = meter_.last_step = t_forward_;
     meter_.run_first_step = global_steps_;
   }
-  const BatchWork work = model_->Work(batch);
+  if (!meter_.in_step) {
+    meter_.in_step = true;
+    meter_.step_start = t_forward_;
+  }
+  BatchWork work;
+  RETURN_IF_ERROR(CallTorch("count the batch's work (Model::Work)", [&] { work = model_->Work(batch); }));
   meter_.samples += work.samples;
   if (work.tokens >= 0) meter_.tokens += work.tokens;
   if (work.flops >= 0) meter_.flops += work.flops;
@@ -434,6 +439,8 @@ absl::Status Engine::Step() {
   step_s_ += step_seconds;
   RETURN_IF_ERROR(MaybeReportFlopsProfile(step_seconds));
   meter_.last_step = std::chrono::steady_clock::now();
+  meter_.busy_s += std::chrono::duration<double>(meter_.last_step - meter_.step_start).count();
+  meter_.in_step = false;
   if (monitor_) RETURN_IF_ERROR(WriteMonitorEvents());
   return MaybeReport();
 }

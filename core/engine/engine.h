@@ -112,7 +112,7 @@ struct LoadedCheckpoint {
 // Engine::SetProgress: what a job knows about its run, for the engine's step lines.
 struct ProgressOptions {
   std::int64_t total_steps = 0;      // optimizer steps of the whole run; 0: unknown (no ETA, no bar)
-  std::int64_t steps_per_epoch = 0;  // optimizer steps per epoch; 0: no epoch in the line
+  double steps_per_epoch = 0;  // optimizer steps per epoch; 0: no epoch in the line
   // A line every N optimizer steps when the config has no steps_per_print (0: none but the last).
   std::int64_t report_every = 0;
   double peak_tflops = 0;  // the device's dense peak for MFU; 0: from the card's name (a CPU: none)
@@ -122,14 +122,14 @@ struct ProgressOptions {
 
 // Engine::Totals: this process's training, all ranks together.
 struct TrainingTotals {
-  double seconds = 0;  // from the first Forward to the last optimizer step
+  double seconds = 0;  // in optimizer steps: from each step's first Forward to its Step (rank 0)
   std::int64_t steps = 0;
   std::int64_t samples = 0;
   std::int64_t tokens = -1;  // -1: the model counts none
   double flops = -1;         // model FLOPs (Model::Work); -1: unknown
   double peak_tflops = 0;    // per device, as MFU uses it; 0: unknown
   int world_size = 1;
-  MemoryStats memory;  // rank 0's at the call (gpu_peak: since the engine started)
+  MemoryStats memory;  // rank 0's at the call (gpu_peak: since the process started)
 };
 
 struct EngineOptions {
@@ -315,16 +315,18 @@ class Engine {
     bool bar = false;
     double peak_tflops = 0;
     bool started = false;  // the first Forward happened
-    std::chrono::steady_clock::time_point run_start, window_start, last_step;
+    bool in_step = false;  // between an optimizer step's first Forward and its Step
+    std::chrono::steady_clock::time_point run_start, step_start, last_step;
     std::int64_t run_first_step = 0;
-    // This rank's window.
+    // This rank's window.  busy_s: seconds from each optimizer step's first Forward to its Step
+    // (evaluation, checkpoints and data loading between steps are not training time).
     at::Tensor loss_sum;  // detached, on the device: read only when a line is due
     std::int64_t steps = 0, micro = 0, samples = 0, tokens = 0;
-    double flops = 0;
+    double flops = 0, busy_s = 0;
     bool tokens_known = true, flops_known = true;
-    // All ranks, flushed windows.
+    // All ranks, flushed windows (total_busy_s: rank 0's).
     std::int64_t total_samples = 0, total_tokens = 0, total_steps = 0;
-    double total_flops = 0;
+    double total_flops = 0, total_busy_s = 0;
     bool total_tokens_known = true, total_flops_known = true;
     monitor::StepStats last;
   } meter_;

@@ -58,11 +58,12 @@ absl::Status Engine::FlushMeter(monitor::StepStats* stats) {
     const at::Tensor host = sums.to(at::kCPU).contiguous();
     std::copy(host.data_ptr<double>(), host.data_ptr<double>() + 7, v.begin());
   }));
-  const double secs = std::max(Between(m.window_start, m.last_step), 1e-9);
+  const double secs = std::max(m.busy_s, 1e-9);
   const bool tokens_known = v[5] == 0, flops_known = v[6] == 0;
   m.total_samples += static_cast<std::int64_t>(v[2]);
   m.total_tokens += static_cast<std::int64_t>(v[3]);
   m.total_flops += v[4];
+  m.total_busy_s += m.busy_s;
   m.total_tokens_known = m.total_tokens_known && tokens_known;
   m.total_flops_known = m.total_flops_known && flops_known;
   if (stats != nullptr) {
@@ -74,9 +75,8 @@ absl::Status Engine::FlushMeter(monitor::StepStats* stats) {
   }
   m.loss_sum = at::Tensor();
   m.steps = m.micro = m.samples = m.tokens = 0;
-  m.flops = 0;
+  m.flops = m.busy_s = 0;
   m.tokens_known = m.flops_known = true;
-  m.window_start = m.last_step;
   return absl::OkStatus();
 }
 
@@ -178,13 +178,23 @@ absl::Status Engine::MaybeStartFlopsProfile() {
     return absl::OkStatus();
   }
   flops_profiler_ = std::make_unique<profiler::FlopsProfiler>();
-  RETURN_IF_ERROR(flops_profiler_->Start(*model_, device_), _.WithPrefix("flops_profiler: "));
+  if (absl::Status s = flops_profiler_->Start(*model_, device_); !s.ok()) {
+    // Rank 0 alone: failing here would leave the other ranks waiting in the next collective.
+    ZT_LOG(WARNING) << "flops_profiler: no profile: " << s.message();
+    flops_profiler_.reset();
+    profile_phase_ = ProfilePhase::kDone;
+  }
   return absl::OkStatus();
 }
 
 absl::Status Engine::StopFlopsProfile() {
   profile_phase_ = ProfilePhase::kProfiled;
-  return flops_profiler_->Stop();
+  if (absl::Status s = flops_profiler_->Stop(); !s.ok()) {
+    ZT_LOG(WARNING) << "flops_profiler: no profile: " << s.message();
+    flops_profiler_.reset();
+    profile_phase_ = ProfilePhase::kDone;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Engine::MaybeReportFlopsProfile(double step_seconds) {
@@ -204,7 +214,10 @@ absl::Status Engine::MaybeReportFlopsProfile(double step_seconds) {
   s.module_depth = c.module_depth;
   s.top_modules = c.top_modules;
   s.detailed = c.detailed;
-  RETURN_IF_ERROR(profiler::WriteReport(flops_profiler_->Report(s), c.output_file));  // names the file
+  // A report that cannot be written is a warning (rank 0 alone; it names the file).
+  if (absl::Status w = profiler::WriteReport(flops_profiler_->Report(s), c.output_file); !w.ok()) {
+    ZT_LOG(WARNING) << w.message();
+  }
   flops_profiler_.reset();
   return absl::OkStatus();
 }
@@ -213,7 +226,7 @@ absl::StatusOr<TrainingTotals> Engine::Totals() {
   RETURN_IF_ERROR(FlushMeter(nullptr));
   const StepMeter& m = meter_;
   TrainingTotals t;
-  t.seconds = m.started ? Between(m.run_start, m.last_step) : 0;
+  t.seconds = m.total_busy_s;
   t.steps = m.total_steps;
   t.samples = m.total_samples;
   t.tokens = m.total_tokens_known ? m.total_tokens : -1;

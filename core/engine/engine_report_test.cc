@@ -268,5 +268,29 @@ TEST(EngineReport, FlopsProfilerReportsTheProfileStep) {
   EXPECT_THAT(report, ::testing::ContainsRegex("params per GPU: +212\n"));
 }
 
+// A profile rank 0 cannot write is a warning naming the file: training goes on (the other rank
+// is not left waiting in the next collective).
+TEST(EngineReport, AnUnwritableProfileIsAWarning) {
+  at::set_num_threads(1);
+  ASSERT_OK_AND_ASSIGN(Config config, Config::FromJson(R"({"train_micro_batch_size_per_gpu": 2,
+          "optimizer": {"type": "AdamW", "params": {"lr": 0.01}},
+          "flops_profiler": {"enabled": true, "profile_step": 1, "output_file": "/proc/no/profile.txt"}})",
+                                                       "flops.json", {}));
+  const std::string captured = CaptureStderr([&] {
+    ASSERT_OK(RunOnRanks(2, [&](Communicator& comm) -> absl::Status {
+      std::shared_ptr<Communicator> borrowed(&comm, [](Communicator*) {});
+      ASSIGN_OR_RETURN(auto engine, Engine::Create(MakeMlp(1, 8, 16, 4), config, borrowed));
+      for (int micro = 0; micro < 3; ++micro) {
+        ASSIGN_OR_RETURN(at::Tensor loss, engine->Forward(MlpBatch(micro * 2 + comm.rank(), 2, 8, 4)));
+        RETURN_IF_ERROR(engine->Backward(loss));
+        RETURN_IF_ERROR(engine->Step());
+      }
+      EXPECT_EQ(engine->global_steps(), 3);
+      return engine->Shutdown();
+    }));
+  });
+  EXPECT_THAT(captured, HasSubstr("/proc/no/profile.txt"));
+}
+
 }  // namespace
 }  // namespace zt::testing

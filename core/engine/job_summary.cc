@@ -47,8 +47,9 @@ std::string FormatJobSummary(const JobSummary& s) {
   JobSummary::Rows rows = s.trained;
   if (s.totals) {
     const TrainingTotals& t = *s.totals;
-    rows.emplace_back("trained", absl::StrCat(t.steps, " steps, ", t.samples, " samples in ", HumanDuration(t.seconds),
-                                              " (", t.world_size, t.world_size == 1 ? " rank)" : " ranks)"));
+    rows.emplace_back("trained", absl::StrCat(t.steps, " steps, ", t.samples, " samples, ", HumanDuration(t.seconds),
+                                              " in training steps (", t.world_size,
+                                              t.world_size == 1 ? " rank)" : " ranks)"));
     rows.emplace_back("throughput", Throughput(t));
     const std::string mem = Memory(t.memory);
     if (!mem.empty()) rows.emplace_back("memory", mem);

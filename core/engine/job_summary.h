@@ -33,7 +33,7 @@ struct JobSummary {
 // A framed block of "key: value" lines:
 //   ===== t5_translate: summary =====
 //   model        t5-small, 60.5M parameters
-//   trained      400 steps, 12,800 samples in 3m12s (2 ranks)
+//   trained      400 steps, 12800 samples, 3m12s in training steps (2 ranks)
 //   throughput   66.7 samples/s, 12.3k tokens/s, 4.56 TFLOPS/rank, MFU 0.5%
 //   memory       GPU peak 12.3 GiB, host RSS 3.1 GiB
 //   ...

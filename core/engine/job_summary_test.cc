@@ -31,7 +31,7 @@ TEST(JobSummaryTest, EverySection) {
             "===== t5_translate: summary =====\n"
             "model           t5-small, 60.5M parameters\n"
             "data            wmt16 ro-en\n"
-            "trained         400 steps, 12800 samples in 3m12s (2 ranks)\n"
+            "trained         400 steps, 12800 samples, 3m12s in training steps (2 ranks)\n"
             "throughput      66.7 samples/s, 6.7k tokens/s, 4.56 TFLOPS/rank, MFU 0.5% of 989\n"
             "memory          GPU peak 12.0 GiB (rank 0), host RSS 3.0 GiB\n"
             "job time        4m10s\n"

@@ -315,7 +315,8 @@ class Job {
     summary_.trained.emplace_back("engine", engine_line);
     ProgressOptions progress;
     progress.total_steps = total_steps_;
-    progress.steps_per_epoch = std::max<std::int64_t>(micro_per_epoch_ / a_.gradient_accumulation_steps, 1);
+    progress.steps_per_epoch =
+        static_cast<double>(micro_per_epoch_) / static_cast<double>(a_.gradient_accumulation_steps);
     progress.report_every = std::max<std::int64_t>(total_steps_ / 10, 1);
     progress.peak_tflops = a_.peak_tflops;
     engine_->SetProgress(progress);
