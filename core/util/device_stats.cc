@@ -6,6 +6,7 @@
 #include <string>
 
 #ifdef ZT_CUDA
+#include <ATen/Context.h>
 #include <ATen/core/CachingHostAllocator.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <cuda_runtime_api.h>
@@ -27,24 +28,31 @@ std::int64_t HostRss() {
 struct Peak {
   const char* name;  // a substring of the CUDA device name; the first match wins
   double bf16;       // dense bf16/fp16 tensor-core TFLOPS
-  double tf32;       // dense TF32 TFLOPS
+  double tf32;       // dense TF32 tensor-core TFLOPS (fp32 matmuls with TF32 allowed)
+  double fp32;       // fp32 without tensor cores
 };
 
 // Vendor datasheets' dense (not sparse) figures; SXM parts before PCIe ones of the same name.
 constexpr Peak kPeaks[] = {
-    {"GB200", 2500, 1250},  {"B200", 2250, 1100}, {"H200", 989, 494},  {"H100 PCIe", 756, 378},
-    {"H100 NVL", 835, 418}, {"H100", 989, 494},   {"H800", 989, 494},  {"GH200", 989, 494},
-    {"A100", 312, 156},     {"A800", 312, 156},   {"L40S", 362, 183},  {"L40", 181, 90},
-    {"L4", 121, 60},        {"A10G", 70, 35},     {"A10", 125, 62.5},  {"RTX 6000 Ada", 364, 182},
-    {"RTX 4090", 165, 83},  {"RTX 3090", 71, 36}, {"V100", 125, 15.7}, {"T4", 65, 8.1},
+    {"GB200", 2500, 1250, 80},   {"B200", 2250, 1100, 80},
+    {"H200", 989, 494, 67},      {"H100 PCIe", 756, 378, 51},
+    {"H100 NVL", 835, 418, 60},  {"H100", 989, 494, 67},
+    {"H800", 989, 494, 67},      {"GH200", 989, 494, 67},
+    {"A100", 312, 156, 19.5},    {"A800", 312, 156, 19.5},
+    {"L40S", 362, 183, 91.6},    {"L40", 181, 90, 90.5},
+    {"L4", 121, 60, 30.3},       {"A10G", 70, 35, 31.2},
+    {"A10", 125, 62.5, 31.2},    {"RTX 6000 Ada", 364, 182, 91.1},
+    {"RTX 4090", 165, 83, 82.6}, {"RTX 3090", 71, 36, 35.6},
+    {"V100", 125, 15.7, 15.7},   {"T4", 65, 8.1, 8.1},
 };
 
 }  // namespace
 
-double PeakTflopsForName(const std::string& name, c10::ScalarType dtype) {
+double PeakTflopsForName(const std::string& name, c10::ScalarType dtype, bool tf32) {
   for (const Peak& p : kPeaks) {
     if (name.find(p.name) != std::string::npos) {
-      return dtype == c10::kBFloat16 || dtype == c10::kHalf ? p.bf16 : p.tf32;
+      if (dtype == c10::kBFloat16 || dtype == c10::kHalf) return p.bf16;
+      return tf32 ? p.tf32 : p.fp32;
     }
   }
   return 0;
@@ -75,7 +83,7 @@ double DevicePeakTflops(const c10::Device& device, c10::ScalarType dtype) {
   if (!device.is_cuda()) return 0;
   cudaDeviceProp p{};
   if (cudaGetDeviceProperties(&p, device.has_index() ? device.index() : 0) != cudaSuccess) return 0;
-  return PeakTflopsForName(p.name, dtype);
+  return PeakTflopsForName(p.name, dtype, at::globalContext().allowTF32CuBLAS());
 }
 #else
 MemoryStats ReadMemoryStats(const c10::Device&) {

@@ -25,11 +25,13 @@ MemoryStats ReadMemoryStats(const c10::Device& device);
 // Starts a new gpu_peak window on `device` (no-op off CUDA).
 void ResetPeakMemory(const c10::Device& device);
 
-// The device's dense peak in TFLOPS for `dtype` (bf16/fp16 tensor cores; fp32 counts TF32) from
-// a table of datacenter and workstation GPUs by name; 0 when unknown (a CPU, an unlisted card).
+// The device's dense peak in TFLOPS for `dtype` from a table of datacenter and workstation GPUs
+// by name: bf16/fp16 tensor cores; for fp32 the TF32 tensor-core figure when LibTorch allows TF32
+// in cuBLAS (at::globalContext().allowTF32CuBLAS(), off by default), else plain fp32.  0 when
+// unknown (a CPU, an unlisted card).
 double DevicePeakTflops(const c10::Device& device, c10::ScalarType dtype);
 // The table's lookup by a CUDA device name ("NVIDIA H200"), for tests.
-double PeakTflopsForName(const std::string& name, c10::ScalarType dtype);
+double PeakTflopsForName(const std::string& name, c10::ScalarType dtype, bool tf32);
 
 }  // namespace zt
 

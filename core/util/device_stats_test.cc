@@ -23,13 +23,16 @@ TEST(DeviceStatsTest, HostRssGrowsWithTouchedMemory) {
 }
 
 TEST(DeviceStatsTest, PeakTableByName) {
-  EXPECT_EQ(PeakTflopsForName("NVIDIA H200", c10::kBFloat16), 989);
-  EXPECT_EQ(PeakTflopsForName("NVIDIA H100 80GB HBM3", c10::kHalf), 989);
-  EXPECT_EQ(PeakTflopsForName("NVIDIA H100 PCIe", c10::kBFloat16), 756);
-  EXPECT_EQ(PeakTflopsForName("NVIDIA A100-SXM4-80GB", c10::kFloat), 156);
-  EXPECT_EQ(PeakTflopsForName("NVIDIA A10G", c10::kBFloat16), 70);
-  EXPECT_EQ(PeakTflopsForName("NVIDIA A10", c10::kBFloat16), 125);
-  EXPECT_EQ(PeakTflopsForName("Some Future GPU", c10::kBFloat16), 0);
+  EXPECT_EQ(PeakTflopsForName("NVIDIA H200", c10::kBFloat16, false), 989);
+  EXPECT_EQ(PeakTflopsForName("NVIDIA H100 80GB HBM3", c10::kHalf, false), 989);
+  EXPECT_EQ(PeakTflopsForName("NVIDIA H100 PCIe", c10::kBFloat16, false), 756);
+  // fp32: TF32 tensor cores only when allowed.
+  EXPECT_EQ(PeakTflopsForName("NVIDIA A100-SXM4-80GB", c10::kFloat, true), 156);
+  EXPECT_EQ(PeakTflopsForName("NVIDIA A100-SXM4-80GB", c10::kFloat, false), 19.5);
+  EXPECT_EQ(PeakTflopsForName("NVIDIA H200", c10::kFloat, false), 67);
+  EXPECT_EQ(PeakTflopsForName("NVIDIA A10G", c10::kBFloat16, false), 70);
+  EXPECT_EQ(PeakTflopsForName("NVIDIA A10", c10::kBFloat16, false), 125);
+  EXPECT_EQ(PeakTflopsForName("Some Future GPU", c10::kBFloat16, false), 0);
   EXPECT_EQ(DevicePeakTflops(c10::Device(c10::kCPU), c10::kBFloat16), 0);
 }
 
