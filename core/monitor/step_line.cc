@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "core/util/logging.h"
 
 namespace zt::monitor {
 namespace {
@@ -34,14 +35,36 @@ Terminal& TheTerminal() {
   return *t;
 }
 
+// While a bar is drawn, log lines (ZT_LOG) print above it too; a sink installed before (a test's)
+// keeps getting them.
+class AboveTheBar : public LogSink {
+ public:
+  void Write(LogSeverity severity, const std::string& line) override {
+    if (previous != nullptr) return previous->Write(severity, line);
+    PrintLine(line.size() > 0 && line.back() == '\n' ? line.substr(0, line.size() - 1) : line);
+  }
+  LogSink* previous = nullptr;
+};
+
+AboveTheBar& TheLogSink() {
+  static AboveTheBar* s = new AboveTheBar;
+  return *s;
+}
+
 }  // namespace
 
 void DrawProgressBar(const std::string& bar) {
   Terminal& t = TheTerminal();
-  std::lock_guard<std::mutex> lock(t.mu);
-  t.bar = bar;
-  std::fprintf(stderr, "\r%s\x1b[K", bar.c_str());
-  std::fflush(stderr);
+  bool first = false;
+  {
+    std::lock_guard<std::mutex> lock(t.mu);
+    first = t.bar.empty();
+    t.bar = bar;
+    std::fprintf(stderr, "\r%s\x1b[K", bar.c_str());
+    std::fflush(stderr);
+  }
+  // Outside the terminal's lock: a thread logging holds the sink's lock and then takes ours.
+  if (first) TheLogSink().previous = SetLogSink(&TheLogSink());
 }
 
 void PrintLine(const std::string& line) {
@@ -57,11 +80,14 @@ void PrintLine(const std::string& line) {
 
 void EndProgressBar() {
   Terminal& t = TheTerminal();
-  std::lock_guard<std::mutex> lock(t.mu);
-  if (t.bar.empty()) return;
-  t.bar.clear();
-  std::fprintf(stderr, "\n");
-  std::fflush(stderr);
+  {
+    std::lock_guard<std::mutex> lock(t.mu);
+    if (t.bar.empty()) return;
+    t.bar.clear();
+    std::fprintf(stderr, "\n");
+    std::fflush(stderr);
+  }
+  SetLogSink(TheLogSink().previous);
 }
 
 int TerminalColumns() {

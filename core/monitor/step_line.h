@@ -45,6 +45,8 @@ std::string FormatProgressBar(const StepStats& s, int columns);
 //   DrawProgressBar(bar)   draws "\r<bar>\x1b[K" (stderr must be a terminal: the caller checks)
 //   PrintLine(line)        clears a drawn bar, prints line + "\n", redraws the bar
 //   EndProgressBar()       leaves the last bar on screen and moves to the next line
+// While a bar is drawn, ZT_LOG lines go through PrintLine as well (a LogSink installed before
+// the bar keeps them).
 void DrawProgressBar(const std::string& bar);
 void PrintLine(const std::string& line);
 void EndProgressBar();

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "core/util/logging.h"
 #include "core/util/test_files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -104,6 +105,20 @@ TEST(TerminalTest, LinesGoAboveTheBar) {
             "\r[===] 2/2\x1b[K"
             "\n"
             "after\n");
+}
+
+// Log lines print above a drawn bar too, and go back to plain stderr once it ended.
+TEST(TerminalTest, LogLinesGoAboveTheBar) {
+  SetMinLogSeverity(LogSeverity::kInfo);
+  const std::string out = CaptureStderr([] {
+    DrawProgressBar("[=> ] 1/2");
+    ZT_LOG(WARNING) << "step 1 skipped";
+    EndProgressBar();
+    ZT_LOG(WARNING) << "after the bar";
+  });
+  EXPECT_THAT(out, ::testing::StartsWith("\r[=> ] 1/2\x1b[K\r\x1b[KW"));
+  EXPECT_THAT(out, HasSubstr("step 1 skipped\n[=> ] 1/2\x1b[K\n"));
+  EXPECT_THAT(out, ::testing::EndsWith("after the bar\n"));
 }
 
 }  // namespace
