@@ -262,35 +262,30 @@ absl::StatusOr<MetricSeries> ParseMetricCsv(absl::string_view text, const std::s
   while (reader.Next(&r)) {
     if (r.fields.size() == 1 && r.fields[0].empty() && r.error.empty()) continue;  // a blank line
     if (r.fields == header.fields && r.error.empty()) continue;  // DeepSpeed's header again: a resumed run
-    // A last line with no line end that does not parse: a row being written right now.
-    const bool partial = !r.terminated && reader.line() == r.line;
-    auto fault = [&](const std::string& why) -> absl::Status {
-      if (!partial) return LineError(path, r.line, why);
+    // A last line with no line end: a row being written right now, even when what is there
+    // parses ("5e-0" of "5e-05").  csv_monitor ends every row.
+    if (!r.terminated && reader.line() == r.line) {
       series.notes.push_back(
-          absl::StrCat(path, ":", r.line, ": incomplete last line skipped (", why, "; is the run still writing?)"));
-      return absl::OkStatus();
-    };
-    if (!r.error.empty()) {
-      RETURN_IF_ERROR(fault(r.error));
+          absl::StrCat(path, ":", r.line, ": incomplete last line skipped (no line end; is the run still writing?)"));
       continue;
     }
+    if (!r.error.empty()) {
+      return LineError(path, r.line, r.error);
+    }
     if (r.fields.size() != 2) {
-      RETURN_IF_ERROR(
-          fault(absl::StrCat(r.fields.size(), r.fields.size() == 1 ? " field" : " fields", ", want 2 (step,value)")));
-      continue;
+      return LineError(
+          path, r.line,
+          absl::StrCat(r.fields.size(), r.fields.size() == 1 ? " field" : " fields", ", want 2 (step,value)"));
     }
     double step = 0, value = 0;
     if (!absl::SimpleAtod(r.fields[0], &step)) {
-      RETURN_IF_ERROR(fault(absl::StrCat("step ", Quote(r.fields[0]), " is not a number")));
-      continue;
+      return LineError(path, r.line, absl::StrCat("step ", Quote(r.fields[0]), " is not a number"));
     }
     if (!std::isfinite(step)) {
-      RETURN_IF_ERROR(fault(absl::StrCat("step ", Quote(r.fields[0]), " is not finite")));
-      continue;
+      return LineError(path, r.line, absl::StrCat("step ", Quote(r.fields[0]), " is not finite"));
     }
     if (!absl::SimpleAtod(r.fields[1], &value)) {
-      RETURN_IF_ERROR(fault(absl::StrCat("value ", Quote(r.fields[1]), " is not a number")));
-      continue;
+      return LineError(path, r.line, absl::StrCat("value ", Quote(r.fields[1]), " is not a number"));
     }
     rows.push_back({step, value, static_cast<std::int64_t>(rows.size())});
   }

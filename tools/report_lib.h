@@ -9,8 +9,8 @@
 // "\r\n" or "\n".  A value may be "nan"/"inf"/"-inf": kept in the counts, left out of the charts.
 // A DeepSpeed run that resumed repeats the header mid-file and may log a step again: a repeated
 // header is skipped, and a step logged twice keeps its last row (the resumed run's).  A last line
-// without its line end that does not parse is a row still being written (the run is live): it is
-// skipped with a note.  Anything else that is not a header or a 2-field numeric row is an error
+// without its line end is a row still being written (the run is live), even when it parses: it
+// is skipped with a note.  Anything else that is not a header or a 2-field numeric row is an error
 // "<file>:<line>: <why>" (kInvalidArgument).
 //
 // Jobs.  LoadRun looks at RUN_DIR and its subdirectories down to kMaxSearchDepth levels (hidden

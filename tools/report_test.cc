@@ -98,8 +98,8 @@ TEST(ParseMetricCsv, KeepsANonFiniteLastValue) {
   EXPECT_THAT(m.steps, ElementsAre(64));
 }
 
-TEST(ParseMetricCsv, AcceptsLfLinesQuotedHeadersAndNoFinalLineEnd) {
-  ASSERT_OK_AND_ASSIGN(MetricSeries m, ParseMetricCsv("step,\"a,\"\"b\"\"\"\n1,1e-05\n2,0.5", "Train_x.csv"));
+TEST(ParseMetricCsv, AcceptsLfLinesAndQuotedHeaders) {
+  ASSERT_OK_AND_ASSIGN(MetricSeries m, ParseMetricCsv("step,\"a,\"\"b\"\"\"\n1,1e-05\n2,0.5\n", "Train_x.csv"));
   EXPECT_EQ(m.name, "a,\"b\"");
   EXPECT_EQ(m.tag, "Train_x");  // the name is not the file's suffix: the stem
   EXPECT_THAT(m.steps, ElementsAre(1, 2));
@@ -123,6 +123,10 @@ TEST(ParseMetricCsv, SkipsAnIncompleteLastLineWithANote) {
   EXPECT_THAT(m.steps, ElementsAre(64));
   ASSERT_THAT(m.notes, SizeIs(1));
   EXPECT_THAT(m.notes[0], HasSubstr("run/lr.csv:3: incomplete last line skipped"));
+  // Even when what was written so far parses: "5e-0" of "5e-05" would be a spike of 5.
+  ASSERT_OK_AND_ASSIGN(m, ParseMetricCsv("step,lr\r\n64,5e-05\r\n128,5e-0", "run/lr.csv"));
+  EXPECT_THAT(m.values, ElementsAre(5e-05));
+  ASSERT_THAT(m.notes, SizeIs(1));
 }
 
 TEST(ParseMetricCsv, ErrorsNameFileAndLine) {
