@@ -111,8 +111,8 @@ struct LoadedCheckpoint {
 
 // Engine::SetProgress: what a job knows about its run, for the engine's step lines.
 struct ProgressOptions {
-  std::int64_t total_steps = 0;      // optimizer steps of the whole run; 0: unknown (no ETA, no bar)
-  double steps_per_epoch = 0;  // optimizer steps per epoch; 0: no epoch in the line
+  std::int64_t total_steps = 0;  // optimizer steps of the whole run; 0: unknown (no ETA, no bar)
+  double steps_per_epoch = 0;    // optimizer steps per epoch; 0: no epoch in the line
   // A line every N optimizer steps when the config has no steps_per_print (0: none but the last).
   std::int64_t report_every = 0;
   double peak_tflops = 0;  // the device's dense peak for MFU; 0: from the card's name (a CPU: none)
@@ -260,6 +260,7 @@ class Engine {
   // rates (rank 0).  A collective.
   absl::Status FlushMeter(monitor::StepStats* stats);
   void DrawBar();
+  double EtaSeconds() const;
   // DeepSpeed's monitor events after an optimizer step (rank 0, tensorboard / csv_monitor).
   absl::Status WriteMonitorEvents();
 

@@ -94,7 +94,9 @@ absl::Status Engine::MaybeReport() {
     if (m.bar) DrawBar();
     return absl::OkStatus();
   }
-  const std::int64_t window_steps = std::max<std::int64_t>(m.steps, 1);
+  // wall_clock_breakdown's milliseconds per step over the window: forward, backward, step, comm.
+  const double per_step = 1e3 / static_cast<double>(std::max<std::int64_t>(m.steps, 1));
+  const double fwd_ms = fwd * per_step, bwd_ms = bwd * per_step, step_ms = step * per_step, comm_ms = comm_s * per_step;
   monitor::StepStats s;
   RETURN_IF_ERROR(FlushMeter(&s));
   if (comm_->rank() != 0) return absl::OkStatus();
@@ -112,19 +114,14 @@ absl::Status Engine::MaybeReport() {
   s.gpu_peak = mem.gpu_peak;
   s.host_rss = mem.host_rss;
   s.pinned = mem.pinned;
-  const std::int64_t done = global_steps_ - m.run_first_step;
-  if (s.total_steps > 0 && done > 0) {
-    s.eta_seconds = Between(m.run_start, m.last_step) / static_cast<double>(done) *
-                    static_cast<double>(std::max<std::int64_t>(s.total_steps - global_steps_, 0));
-  }
+  s.eta_seconds = EtaSeconds();
   m.last = s;
   monitor::PrintLine(monitor::FormatStepLine(s));
   if (config_.wall_clock_breakdown) {
-    const double n = static_cast<double>(window_steps);
     monitor::PrintLine(absl::StrFormat(
         "time per step (ms, rank 0): forward %.2f, backward+reduce %.2f, optimizer step %.2f; communication %.2f of "
         "them (collectives timed one by one)",
-        1e3 * fwd / n, 1e3 * bwd / n, 1e3 * step / n, 1e3 * comm_s / n));
+        fwd_ms, bwd_ms, step_ms, comm_ms));
   }
   if (m.bar) DrawBar();
   if (monitor_) {
@@ -144,15 +141,23 @@ absl::Status Engine::MaybeReport() {
     if (s.host_rss >= 0) ev.push_back({"Train/Samples/host_rss_gib", s.host_rss / kGib, x});
     if (s.pinned >= 0) ev.push_back({"Train/Samples/pinned_gib", s.pinned / kGib, x});
     if (config_.wall_clock_breakdown) {
-      const double n = static_cast<double>(window_steps);
-      ev.push_back({"Train/Samples/elapsed_time_ms_forward", 1e3 * fwd / n, x});
-      ev.push_back({"Train/Samples/elapsed_time_ms_backward", 1e3 * bwd / n, x});
-      ev.push_back({"Train/Samples/elapsed_time_ms_step", 1e3 * step / n, x});
-      ev.push_back({"Train/Samples/elapsed_time_ms_communication", 1e3 * comm_s / n, x});
+      ev.push_back({"Train/Samples/elapsed_time_ms_forward", fwd_ms, x});
+      ev.push_back({"Train/Samples/elapsed_time_ms_backward", bwd_ms, x});
+      ev.push_back({"Train/Samples/elapsed_time_ms_step", step_ms, x});
+      ev.push_back({"Train/Samples/elapsed_time_ms_communication", comm_ms, x});
     }
     RETURN_IF_ERROR(monitor_->WriteEvents(ev));
   }
   return absl::OkStatus();
+}
+
+// The run's wall time per step so far (evaluation and checkpoints included: they recur) times
+// the steps left; -1 without a total or before the first step.
+double Engine::EtaSeconds() const {
+  const std::int64_t done = global_steps_ - meter_.run_first_step;
+  if (meter_.options.total_steps <= 0 || done <= 0) return -1;
+  return Between(meter_.run_start, meter_.last_step) / static_cast<double>(done) *
+         static_cast<double>(std::max<std::int64_t>(meter_.options.total_steps - global_steps_, 0));
 }
 
 void Engine::DrawBar() {
@@ -161,10 +166,7 @@ void Engine::DrawBar() {
   s.step = global_steps_;
   s.total_steps = m.options.total_steps;
   if (last_loss_.defined()) s.loss = last_loss_.to(at::kCPU, at::kDouble).item<double>();
-  const std::int64_t done = global_steps_ - m.run_first_step;
-  s.eta_seconds = done > 0 ? Between(m.run_start, m.last_step) / static_cast<double>(done) *
-                                 static_cast<double>(std::max<std::int64_t>(s.total_steps - global_steps_, 0))
-                           : -1;
+  s.eta_seconds = EtaSeconds();
   monitor::DrawProgressBar(monitor::FormatProgressBar(s, monitor::TerminalColumns()));
   if (global_steps_ >= s.total_steps) monitor::EndProgressBar();
 }
