@@ -493,13 +493,12 @@ absl::Status Engine::ApplyStep() {
                                      static_cast<float>(factor)));
   }
   if (adam_) {
-    RETURN_IF_ERROR(adam_->Step(opt_grads.narrow(0, host_elems_, n - host_elems_), schedule_->lr(), betas.first,
-                                betas.second, static_cast<float>(factor)));
-    // The new values of the device part in the compute dtype (stage 3 writes its own master's).
+    // The new values of the device part go to the compute dtype in the same pass (stage 3
+    // writes its own master's).
     const at::Tensor rest = opt_params_.narrow(0, host_elems_, n - host_elems_);
-    if (!(stage3_ && !host_adam_) && !master_.is_same(rest)) {
-      RETURN_IF_ERROR(CallTorch("write back the updated parameters", [&] { rest.copy_(master_); }));
-    }
+    const bool write_back = !(stage3_ && !host_adam_) && !master_.is_same(rest);
+    RETURN_IF_ERROR(adam_->Step(opt_grads.narrow(0, host_elems_, n - host_elems_), schedule_->lr(), betas.first,
+                                betas.second, static_cast<float>(factor), write_back ? rest : at::Tensor()));
   }
   if (stage3_) {
     RETURN_IF_ERROR(stage3_->AfterStep(/*applied=*/true));

@@ -4,9 +4,18 @@
 
 #include <cmath>
 
+#include <cstdlib>
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "core/util/torch_status.h"
 #include "ops/adam.h"
+#ifdef ZT_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "ops/cuda/fused_adam.h"
+#endif
 
 namespace zt {
 
@@ -49,19 +58,64 @@ absl::Status AdamShard::Restore(const at::Tensor& master, const at::Tensor& exp_
   return s;
 }
 
-absl::Status AdamShard::Step(const at::Tensor& grad, double lr, double beta1, double beta2, float grad_scale) {
+namespace {
+
+// ZT_FUSED_ADAM=off runs device shards through ATen operations (for comparisons); read once.
+bool FusedAdamDisabled() {
+  static const bool off = [] {
+    const char* v = std::getenv("ZT_FUSED_ADAM");
+    return v != nullptr && (std::strcmp(v, "off") == 0 || std::strcmp(v, "0") == 0);
+  }();
+  return off;
+}
+
+}  // namespace
+
+absl::Status AdamShard::Step(const at::Tensor& grad, double lr, double beta1, double beta2, float grad_scale,
+                             const at::Tensor& copy_out) {
   if (grad.numel() != master_.numel() || grad.scalar_type() != at::kFloat || !grad.is_contiguous()) {
     return absl::InvalidArgumentError(absl::StrCat("AdamShard: gradient of ", grad.numel(), " ",
                                                    c10::toString(grad.scalar_type()), " for a shard of ",
                                                    master_.numel(), " float"));
+  }
+  if (copy_out.defined() &&
+      (copy_out.numel() != master_.numel() || !copy_out.is_contiguous() || copy_out.device() != master_.device())) {
+    return absl::InvalidArgumentError(absl::StrCat("AdamShard: copy-out of ", copy_out.numel(), " elements on ",
+                                                   copy_out.device().str(), " for a shard of ", master_.numel(), " on ",
+                                                   master_.device().str()));
   }
   ++step_;
   const ops::AdamStep s = MakeAdamStep(config_, lr, beta1, beta2, step_, grad_scale);
   if (master_.device().is_cpu()) {
     ops::AdamReference(master_.data_ptr<float>(), grad.data_ptr<float>(), exp_avg_.data_ptr<float>(),
                        exp_avg_sq_.data_ptr<float>(), master_.numel(), s);
+    if (copy_out.defined()) return CallTorch("copy out the updated weights", [&] { copy_out.copy_(master_); });
     return absl::OkStatus();
   }
+#ifdef ZT_CUDA
+  const bool out16 =
+      copy_out.defined() && (copy_out.scalar_type() == at::kBFloat16 || copy_out.scalar_type() == at::kHalf);
+  if (master_.is_cuda() && grad.is_cuda() && (!copy_out.defined() || out16) && !FusedAdamDisabled()) {
+    ops::cuda::AdamChunk c;
+    c.param = master_.data_ptr<float>();
+    c.grad = grad.data_ptr<float>();
+    c.exp_avg = exp_avg_.data_ptr<float>();
+    c.exp_avg_sq = exp_avg_sq_.data_ptr<float>();
+    c.out16 = out16 ? copy_out.data_ptr() : nullptr;
+    c.n = master_.numel();
+    const ops::cuda::AdamCopyOut kind = !out16                                ? ops::cuda::AdamCopyOut::kNone
+                                        : copy_out.scalar_type() == at::kHalf ? ops::cuda::AdamCopyOut::kFloat16
+                                                                              : ops::cuda::AdamCopyOut::kBFloat16;
+    const c10::cuda::CUDAGuard guard(master_.device());
+    const cudaError_t e = ops::cuda::LaunchFusedAdam(&c, 1, kind, ops::cuda::MakeFusedAdamArgs(s), nullptr, nullptr,
+                                                     c10::cuda::getCurrentCUDAStream().stream());
+    if (e != cudaSuccess) {
+      return absl::InternalError(absl::StrCat("fused Adam step on ", master_.device().str(), " (", master_.numel(),
+                                              " elements): ", cudaGetErrorString(e)));
+    }
+    return absl::OkStatus();
+  }
+#endif
   // The reference arithmetic as ATen operations, for device shards.
   return CallTorch("Adam step", [&] {
     at::Tensor g = grad_scale != 1.0f ? grad * grad_scale : grad;
@@ -73,6 +127,7 @@ absl::Status AdamShard::Step(const at::Tensor& grad, double lr, double beta1, do
     const double bc2 = s.bias_correction ? 1.0 - std::pow(beta2, static_cast<double>(step_)) : 1.0;
     at::Tensor denom = (exp_avg_sq_.sqrt() / std::sqrt(bc2)).add_(s.eps);
     master_.addcdiv_(exp_avg_, denom, -(lr / bc1));
+    if (copy_out.defined()) copy_out.copy_(master_);
   });
 }
 

@@ -4,8 +4,9 @@
 //   zt::AdamShard opt(master, config.optimizer.adam);   // master: fp32, updated in place
 //   RETURN_IF_ERROR(opt.Step(grads, lr, beta1, beta2, /*grad_scale=*/1 / loss_scale));
 //
-// CPU shards run the reference kernel of ops/adam.h; CUDA shards run the same arithmetic as
-// ATen operations (the fused CUDA kernel is a separate piece of work).
+// CPU shards run the reference kernel of ops/adam.h.  CUDA shards run the fused kernel of
+// ops/cuda/fused_adam.h (one pass, bit-identical to the reference) in builds with CUDA, or the
+// same arithmetic as ATen operations without it or with ZT_FUSED_ADAM=off.
 #ifndef ZEROTRAIN_CORE_OPTIM_ADAM_SHARD_H_
 #define ZEROTRAIN_CORE_OPTIM_ADAM_SHARD_H_
 
@@ -29,7 +30,10 @@ class AdamShard {
   AdamShard(at::Tensor master, const AdamConfig& config);
 
   // One update with gradients `grad` (fp32, same size as master) multiplied by grad_scale.
-  [[nodiscard]] absl::Status Step(const at::Tensor& grad, double lr, double beta1, double beta2, float grad_scale);
+  // `copy_out`, when defined (contiguous, master's size and device), receives the new weights
+  // in its dtype: in the same pass as the update for bf16/fp16 on CUDA.
+  [[nodiscard]] absl::Status Step(const at::Tensor& grad, double lr, double beta1, double beta2, float grad_scale,
+                                  const at::Tensor& copy_out = at::Tensor());
 
   const at::Tensor& master() const { return master_; }
   const at::Tensor& exp_avg() const { return exp_avg_; }
