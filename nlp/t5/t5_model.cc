@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <mutex>
@@ -18,9 +19,28 @@
 #include "core/util/file_util.h"
 #include "core/util/logging.h"
 #include "core/util/torch_status.h"
+#include "ops/linear_cross_entropy.h"
+#include "ops/rms_norm.h"
 
 namespace zt::nlp {
 namespace t5 {
+
+// How attention runs on CUDA (Attention::Attend): ZT_T5_ATTENTION=fused16 (the default), sdpa
+// or reference; read once.
+enum class AttentionPath { kFused16, kSdpa, kReference };
+AttentionPath CudaAttentionPath() {
+  static const AttentionPath path = [] {
+    const char* v = std::getenv("ZT_T5_ATTENTION");
+    const std::string s = v == nullptr ? "" : v;
+    if (s == "sdpa") return AttentionPath::kSdpa;
+    if (s == "reference") return AttentionPath::kReference;
+    if (!s.empty() && s != "fused16") {
+      ZT_LOG(WARNING) << "ZT_T5_ATTENTION=" << s << " is none of fused16, sdpa, reference; using fused16";
+    }
+    return AttentionPath::kFused16;
+  }();
+  return path;
+}
 
 // A module holding one parameter called "weight" (HF's nn.Linear without bias, nn.Embedding).
 class Weight : public torch::nn::Module {
@@ -35,12 +55,10 @@ class Weight : public torch::nn::Module {
 class LayerNorm : public torch::nn::Module {
  public:
   LayerNorm(std::int64_t d, double eps) : eps_(eps) { weight = register_parameter("weight", at::ones({d})); }
+  // HF's T5LayerNorm (ops/rms_norm.h): the fused kernel on CUDA.
   at::Tensor forward(const at::Tensor& x) const {
     ZT_PROFILE_MODULE(this);
-    const at::Tensor variance = x.to(at::kFloat).pow(2).mean(-1, /*keepdim=*/true);
-    at::Tensor h = x * at::rsqrt(variance + eps_);
-    if (weight.scalar_type() == at::kHalf || weight.scalar_type() == at::kBFloat16) h = h.to(weight.scalar_type());
-    return weight * h;
+    return ops::RmsNorm(x, weight, eps_);
   }
   at::Tensor weight;
 
@@ -73,12 +91,27 @@ class Attention : public torch::nn::Module {
   }
   // [B, L, inner] -> [B, H, L, d_kv]
   at::Tensor Heads(const at::Tensor& t) const { return t.view({t.size(0), -1, c_.num_heads, c_.d_kv}).transpose(1, 2); }
-  // Attention over heads already projected, then the output projection: [B, q, D].
+  // Attention over heads already projected, then the output projection: [B, q, D].  HF's
+  // computation step by step; on CUDA the 16-bit softmax runs as one kernel that computes in
+  // fp32 and rounds once (HF's result, without its fp32 copies of the scores and of their
+  // gradient).  ZT_T5_ATTENTION=sdpa takes LibTorch's fused scaled_dot_product_attention with
+  // the bias as its additive mask instead (the memory-efficient kernel: tiled, no [B, H, q, k]
+  // scores kept), which was slower here on an H200 because of the bias's gradient (BENCHMARKS.md);
+  // ZT_T5_ATTENTION=reference keeps HF's fp32 copies (comparisons).
   at::Tensor Attend(const at::Tensor& qh, const at::Tensor& kh, const at::Tensor& vh, const at::Tensor& bias,
                     bool training) const {
+    const AttentionPath path = qh.is_cuda() ? CudaAttentionPath() : AttentionPath::kReference;
+    if (path == AttentionPath::kSdpa) {
+      const at::Tensor mask = bias.scalar_type() == qh.scalar_type() ? bias : bias.to(qh.scalar_type());
+      const at::Tensor out = at::scaled_dot_product_attention(qh, kh, vh, mask, training ? c_.dropout_rate : 0.0,
+                                                              /*is_causal=*/false, /*scale=*/1.0);
+      return o->Linear(out.transpose(1, 2).contiguous().view({qh.size(0), -1, c_.inner_dim()}));
+    }
     at::Tensor scores = at::matmul(qh, kh.transpose(3, 2));  // T5: no 1/sqrt(d_kv)
     scores = scores + bias;
-    at::Tensor w = at::softmax(scores.to(at::kFloat), -1).to(scores.scalar_type());
+    at::Tensor w = path == AttentionPath::kFused16 && scores.scalar_type() != at::kFloat
+                       ? at::softmax(scores, -1)
+                       : at::softmax(scores.to(at::kFloat), -1).to(scores.scalar_type());
     w = at::dropout(w, c_.dropout_rate, training);
     const at::Tensor out = at::matmul(w, vh).transpose(1, 2).contiguous().view({qh.size(0), -1, c_.inner_dim()});
     return o->Linear(out);
@@ -359,6 +392,11 @@ at::Tensor T5ForConditionalGeneration::Encode(const at::Tensor& input_ids, const
 
 at::Tensor T5ForConditionalGeneration::Decode(const at::Tensor& decoder_input_ids, const at::Tensor& encoder_out,
                                               const at::Tensor& attention_mask) {
+  return Head(DecoderHidden(decoder_input_ids, encoder_out, attention_mask));
+}
+
+at::Tensor T5ForConditionalGeneration::DecoderHidden(const at::Tensor& decoder_input_ids, const at::Tensor& encoder_out,
+                                                     const at::Tensor& attention_mask) {
   const bool train = is_training();
   at::Tensor x = at::dropout(at::embedding(shared_->weight, decoder_input_ids), config_.dropout_rate, train);
   const at::Tensor causal = CausalBias(x.size(1), x.scalar_type(), x.device());
@@ -373,29 +411,36 @@ at::Tensor T5ForConditionalGeneration::Decode(const at::Tensor& decoder_input_id
     x = h;
     if (made.defined()) bias = made;
   }
-  return Head(at::dropout(decoder_norm_->forward(x), config_.dropout_rate, train));
+  return at::dropout(decoder_norm_->forward(x), config_.dropout_rate, train);
+}
+
+at::Tensor T5ForConditionalGeneration::HeadInput(const at::Tensor& decoder_out) const {
+  if (!config_.scale_decoder_outputs) return decoder_out;
+  return decoder_out * std::pow(static_cast<double>(config_.d_model), -0.5);
 }
 
 at::Tensor T5ForConditionalGeneration::Head(const at::Tensor& decoder_out) {
-  at::Tensor h = decoder_out;
-  if (config_.scale_decoder_outputs) h = h * std::pow(static_cast<double>(config_.d_model), -0.5);
-  return at::linear(h, lm_head_ ? lm_head_->weight : shared_->weight);
+  return at::linear(HeadInput(decoder_out), lm_head_ ? lm_head_->weight : shared_->weight);
 }
 
-at::Tensor T5ForConditionalGeneration::Logits(const Batch& batch) {
+at::Tensor T5ForConditionalGeneration::Hidden(const Batch& batch) {
   const at::Tensor& ids = batch.at("input_ids");
   const auto mask_it = batch.find("attention_mask");
   const at::Tensor mask = mask_it == batch.end() ? at::Tensor() : mask_it->second;
   const auto dec_it = batch.find("decoder_input_ids");
   const at::Tensor dec = dec_it != batch.end() ? dec_it->second : ShiftRight(batch.at("labels"));
-  return Decode(dec, Encode(ids, mask), mask);
+  return DecoderHidden(dec, Encode(ids, mask), mask);
 }
 
+at::Tensor T5ForConditionalGeneration::Logits(const Batch& batch) { return Head(Hidden(batch)); }
+
+// The head and the loss in one op (ops/linear_cross_entropy.h): on CUDA in chunks of rows,
+// without the batch's float32 logits.
 at::Tensor T5ForConditionalGeneration::Forward(const Batch& batch) {
-  const at::Tensor logits = Logits(batch);
+  const at::Tensor h = HeadInput(Hidden(batch));
   const at::Tensor& labels = batch.at("labels");
-  return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}).to(at::kFloat), labels.reshape({-1}), {},
-                                at::Reduction::Mean, /*ignore_index=*/-100);
+  return ops::LinearCrossEntropy(h.reshape({-1, h.size(-1)}), lm_head_ ? lm_head_->weight : shared_->weight,
+                                 labels.reshape({-1}), /*ignore_index=*/-100);
 }
 
 // ---- generation ----

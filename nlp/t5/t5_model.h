@@ -80,6 +80,9 @@ class T5ForConditionalGeneration : public Model {
   // Logits [B, T, vocab] of the decoder over `decoder_input_ids` given the encoder's output.
   at::Tensor Decode(const at::Tensor& decoder_input_ids, const at::Tensor& encoder_out,
                     const at::Tensor& attention_mask);
+  // The decoder's output before the head [B, T, d_model] (final norm and dropout applied).
+  at::Tensor DecoderHidden(const at::Tensor& decoder_input_ids, const at::Tensor& encoder_out,
+                           const at::Tensor& attention_mask);
 
   // Token ids [B, L <= max_length] as HF's generate() returns them for encoder-decoder models:
   // decoder_start_token_id first, then the generated tokens, </s>, and padding.  Incremental
@@ -107,6 +110,10 @@ class T5ForConditionalGeneration : public Model {
  private:
   struct DecodeState;
   at::Tensor Head(const at::Tensor& decoder_out);
+  // The decoder's output as the head takes it (scaled by d_model^-0.5 when tied).
+  at::Tensor HeadInput(const at::Tensor& decoder_out) const;
+  // DecoderHidden for a training batch.
+  at::Tensor Hidden(const Batch& batch);
   DecodeState StartDecoding(const at::Tensor& encoder_out, const at::Tensor& attention_mask);
   // Logits [N, vocab] (fp32) of the next token after `tokens` [N], extending the cache.
   at::Tensor DecodeStep(DecodeState& state, const at::Tensor& tokens);

@@ -1,0 +1,36 @@
+// CUDA kernels of ops/rms_norm.h (T5's RMS layer norm): forward and backward fused, raw device
+// pointers; ops/cuda/rms_norm_autograd.h wraps them for at::Tensor and autograd.
+//
+// x [rows, d] in `x_dtype`, weight [d] in `w_dtype`; y [rows, d] in the weight's dtype when it is
+// 16-bit, else float32 (HF's T5LayerNorm): y = w * round_w(x * rstd), rstd = rsqrt(mean(x^2) + eps)
+// with every sum in float32.  The forward writes rstd [rows] (float32) for the backward.
+// Backward: dx [rows, d] in x's dtype; dw_partial [groups, d] float32 row-group sums of
+// dy * round_w(x * rstd), to be summed over groups (RmsNormWeightGroups(rows) of them).
+//
+// Dtype pairs (x, w): (bf16, bf16), (f16, f16), (f32, f32), (f32, bf16), (f32, f16); others
+// return cudaErrorInvalidValue.  Asynchronous on `stream`.
+#ifndef ZEROTRAIN_OPS_CUDA_RMS_NORM_H_
+#define ZEROTRAIN_OPS_CUDA_RMS_NORM_H_
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace zt::ops::cuda {
+
+enum class NormDtype { kFloat32, kBFloat16, kFloat16 };
+
+bool RmsNormSupports(NormDtype x, NormDtype w);
+int RmsNormWeightGroups(std::int64_t rows);
+
+cudaError_t LaunchRmsNormForward(NormDtype x_dtype, NormDtype w_dtype, const void* x, const void* weight,
+                                 std::int64_t rows, std::int64_t d, float eps, void* y, float* rstd,
+                                 cudaStream_t stream);
+
+cudaError_t LaunchRmsNormBackward(NormDtype x_dtype, NormDtype w_dtype, const void* x, const void* weight,
+                                  const float* rstd, const void* dy, std::int64_t rows, std::int64_t d, void* dx,
+                                  float* dw_partial, cudaStream_t stream);
+
+}  // namespace zt::ops::cuda
+
+#endif  // ZEROTRAIN_OPS_CUDA_RMS_NORM_H_

@@ -1,0 +1,90 @@
+#include "ops/cuda/rms_norm_autograd.h"
+
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/util/Exception.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <optional>
+
+#include "ops/cuda/rms_norm.h"
+#include "ops/rms_norm.h"
+
+namespace zt::ops::cuda {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+std::optional<NormDtype> DtypeOf(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat:
+      return NormDtype::kFloat32;
+    case at::kBFloat16:
+      return NormDtype::kBFloat16;
+    case at::kHalf:
+      return NormDtype::kFloat16;
+    default:
+      return std::nullopt;
+  }
+}
+
+void CheckLaunch(cudaError_t e, const char* what) {
+  TORCH_CHECK(e == cudaSuccess, "RmsNormCuda: ", what, " failed: ", cudaGetErrorString(e));
+}
+
+class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight, double eps) {
+    const at::Tensor xc = x.contiguous(), wc = weight.contiguous();
+    const std::int64_t d = wc.size(0), rows = xc.numel() / d;
+    const at::ScalarType out_type = wc.scalar_type() == at::kFloat ? at::kFloat : wc.scalar_type();
+    at::Tensor y = at::empty(xc.sizes(), xc.options().dtype(out_type));
+    at::Tensor rstd = at::empty({rows}, xc.options().dtype(at::kFloat));
+    CheckLaunch(LaunchRmsNormForward(*DtypeOf(xc.scalar_type()), *DtypeOf(wc.scalar_type()), xc.data_ptr(),
+                                     wc.data_ptr(), rows, d, static_cast<float>(eps), y.data_ptr(),
+                                     rstd.data_ptr<float>(), at::cuda::getCurrentCUDAStream()),
+                "forward kernel");
+    ctx->save_for_backward({xc, wc, rstd});
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const variable_list saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &w = saved[1], &rstd = saved[2];
+    if (!grad_outputs[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor()};
+    const at::ScalarType out_type = w.scalar_type() == at::kFloat ? at::kFloat : w.scalar_type();
+    const at::Tensor dy = grad_outputs[0].to(out_type).contiguous();
+    const c10::cuda::CUDAGuard guard(x.device());
+    const std::int64_t d = w.size(0), rows = x.numel() / d;
+    at::Tensor dx = at::empty(x.sizes(), x.options());
+    at::Tensor partial = at::empty({RmsNormWeightGroups(rows), d}, x.options().dtype(at::kFloat));
+    CheckLaunch(LaunchRmsNormBackward(*DtypeOf(x.scalar_type()), *DtypeOf(w.scalar_type()), x.data_ptr(), w.data_ptr(),
+                                      rstd.data_ptr<float>(), dy.data_ptr(), rows, d, dx.data_ptr(),
+                                      partial.data_ptr<float>(), at::cuda::getCurrentCUDAStream()),
+                "backward kernels");
+    return {dx, partial.sum(0).to(w.scalar_type()), at::Tensor()};
+  }
+};
+
+[[maybe_unused]] const bool kRegistered = [] {
+  RegisterCudaRmsNorm(&RmsNormCuda);
+  return true;
+}();
+
+}  // namespace
+
+at::Tensor RmsNormCuda(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  TORCH_CHECK(x.is_cuda() && weight.is_cuda() && x.device() == weight.device(),
+              "RmsNormCuda: x and weight must be CUDA tensors of one device, got ", x.device(), " and ",
+              weight.device());
+  TORCH_CHECK(weight.dim() == 1 && x.dim() >= 1 && x.size(-1) == weight.size(0), "RmsNormCuda: x ", x.sizes(),
+              " does not end in the weight's size ", weight.sizes());
+  const std::optional<NormDtype> xd = DtypeOf(x.scalar_type()), wd = DtypeOf(weight.scalar_type());
+  if (!xd || !wd || !RmsNormSupports(*xd, *wd) || x.numel() == 0) return at::Tensor();
+  const c10::cuda::CUDAGuard guard(x.device());
+  return RmsNormFunction::apply(x, weight, eps);
+}
+
+}  // namespace zt::ops::cuda
