@@ -47,13 +47,26 @@ ABSL_FLAG(std::string, device, "cuda", "cuda (NCCL, one GPU) or cpu (Gloo)");
 
 namespace {
 
+#ifdef ZT_CUDA
+// The kernel LibTorch's scaled_dot_product_attention picks for the encoder's self-attention in
+// training (bf16 q, k, v and a bias that needs its gradient), as the model calls it.
+std::string AttentionBackend(const zt::nlp::T5Config& c, std::int64_t b, std::int64_t s) {
+  const auto opts = at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA);
+  const at::Tensor q = at::empty({b, c.num_heads, s, c.d_kv}, opts).requires_grad_();
+  const at::Tensor mask = at::empty({b, c.num_heads, s, s}, opts).requires_grad_();
+  const std::int64_t choice = at::_fused_sdp_choice(q, q, q, mask, c.dropout_rate, false, 1.0);
+  const char* names[] = {"math (unfused)", "flash", "memory-efficient (fused)", "cuDNN (fused)", "overrideable"};
+  return choice >= 0 && choice < 5 ? names[choice] : "unknown";
+}
+#endif
+
 absl::Status Run() {
   ASSIGN_OR_RETURN(zt::nlp::T5Config c, zt::nlp::T5ConfigForName(absl::GetFlag(FLAGS_model)));
   const std::int64_t b = absl::GetFlag(FLAGS_batch), s = absl::GetFlag(FLAGS_src_len), t = absl::GetFlag(FLAGS_tgt_len);
   const bool cuda = absl::GetFlag(FLAGS_device) == "cuda";
-  zt::CommOptions co;
-  co.backend = cuda ? zt::CommBackend::kNccl : zt::CommBackend::kGloo;
-  ASSIGN_OR_RETURN(std::unique_ptr<zt::Communicator> comm, zt::Communicator::Create(co));
+  // One rank, or the ranks a launcher started (//tools:launch, torchrun: RANK, WORLD_SIZE, ...).
+  ASSIGN_OR_RETURN(std::unique_ptr<zt::Communicator> comm,
+                   zt::Communicator::FromEnv(cuda ? zt::CommBackend::kNccl : zt::CommBackend::kGloo));
   std::shared_ptr<zt::Communicator> shared(std::move(comm));
   nlohmann::json j;
   std::string source = "t5_bench";
@@ -109,20 +122,28 @@ absl::Status Run() {
   }
   std::sort(times.begin(), times.end());
   const double med = times[times.size() / 2];
+  const int world = shared->world_size();
   const double tokens = static_cast<double>(b * (s + t));
   const double tflops = zt::nlp::T5TrainingFlops(c, b, s, t) / med / 1e12;
   double peak_gb = -1;
 #ifdef ZT_CUDA
   if (cuda) peak_gb = zt::bench::PeakCudaMemory(0) / 1e9;
 #endif
-  std::printf(
-      "t5_bench: %s (%.0fM params), %s, batch %lld, source %lld / target %lld, ZeRO stage %d%s, %s\n",
-      absl::GetFlag(FLAGS_model).c_str(), params / 1e6, zt::tools::CpuModel().c_str(), static_cast<long long>(b),
-      static_cast<long long>(s), static_cast<long long>(t), config.zero_optimization.stage,
-      config.zero_optimization.offload_optimizer.device == zt::OffloadDevice::kCpu ? " + CPU optimizer offload" : "",
-      absl::GetFlag(FLAGS_bf16) ? "bf16" : "fp32");
-  std::printf("step_s=%.4f tokens_per_s=%.0f tflops=%.1f mfu=%.3f peak_gpu_gb=%.2f\n", med, tokens / med, tflops,
-              tflops / absl::GetFlag(FLAGS_peak_tflops), peak_gb);
+  if (shared->rank() == 0) {
+    std::printf(
+        "t5_bench: %s (%.0fM params), %s, %d rank(s), batch %lld per rank, source %lld / target %lld, ZeRO stage %d%s, "
+        "%s\n",
+        absl::GetFlag(FLAGS_model).c_str(), params / 1e6, zt::tools::CpuModel().c_str(), world,
+        static_cast<long long>(b), static_cast<long long>(s), static_cast<long long>(t), config.zero_optimization.stage,
+        config.zero_optimization.offload_optimizer.device == zt::OffloadDevice::kCpu ? " + CPU optimizer offload" : "",
+        absl::GetFlag(FLAGS_bf16) ? "bf16" : "fp32");
+    // tokens_per_s counts every rank's; tflops, mfu and the peak memory are rank 0's.
+    std::printf("step_s=%.4f tokens_per_s=%.0f tflops=%.1f mfu=%.3f peak_gpu_gb=%.2f\n", med, world * tokens / med,
+                tflops, tflops / absl::GetFlag(FLAGS_peak_tflops), peak_gb);
+#ifdef ZT_CUDA
+    if (cuda) std::printf("attention: %s\n", AttentionBackend(c, b, s).c_str());
+#endif
+  }
   RETURN_IF_ERROR(engine->Shutdown());
   return shared->Shutdown();
 }

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The fused kernels on the GPU machine, as docs/GPU.md and BENCHMARKS.md record them.  Run from
+# the repository root after `source .device/setup.sh`:
+#
+#   bash tools/bench/kernels_gpu.sh [--quick]
+#
+# 1. The kernels' reference tests and the T5 / engine GPU tests under --config=cuda.
+# 2. t5_bench (t5-large at random, bf16, source 512 / target 128, batch 16, ZeRO-2, one GPU)
+#    with every fused kernel, then with each one switched back to its reference (ZT_FUSED_ADAM,
+#    ZT_RMS_NORM, ZT_CROSS_ENTROPY, ZT_T5_ATTENTION), attention through LibTorch's fused SDPA
+#    (ZT_T5_ATTENTION=sdpa), all references, then with the optimizer offloaded to the CPU.
+# 3. The peer on the same card and shape: HF's T5ForConditionalGeneration with fused AdamW and
+#    bf16 autocast, eager and under torch.compile (tools/bench/peers/t5_hf.py).
+# --quick stops after 2.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+failures=0
+fail() {
+  echo "FAIL: $*"
+  failures=$((failures + 1))
+}
+bazel test -c opt --config=cuda --test_output=errors --test_env=ZT_LOG_LEVEL=warning \
+  //ops/cuda:fused_adam_cuda_test //ops/cuda:rms_norm_cuda_test //ops/cuda:cross_entropy_cuda_test \
+  //ops/cuda:pair_bias_attention_cuda_test //nlp/t5:t5_model_gpu_test //core/engine:engine_gpu_test ||
+  fail "the GPU tests"
+bazel build -c opt --config=cuda //tools/bench:t5_bench || exit 1
+bin=bazel-out/k8-opt/bin
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+shape=(--model t5-large --batch 16 --src_len 512 --tgt_len 128 --steps 10 --warmup 3)
+export ZT_LOG_LEVEL=warning
+bench() {
+  echo "== $*"
+  env "$@" "$bin/tools/bench/t5_bench" "${shape[@]}" --bf16 --stage 2 || fail "t5_bench $*"
+}
+bench ZT_FUSED=all
+bench ZT_FUSED_ADAM=off
+bench ZT_RMS_NORM=reference
+bench ZT_CROSS_ENTROPY=reference
+bench ZT_T5_ATTENTION=reference
+bench ZT_T5_ATTENTION=sdpa
+bench ZT_FUSED_ADAM=off ZT_RMS_NORM=reference ZT_CROSS_ENTROPY=reference ZT_T5_ATTENTION=reference
+echo "== ZeRO-2 + CPU optimizer offload"
+"$bin/tools/bench/t5_bench" "${shape[@]}" --bf16 --stage 2 --offload_optimizer || fail "t5_bench offload"
+if [[ ${1:-} != --quick ]]; then
+  python3 tools/bench/peers/t5_hf.py "${shape[@]}" || fail "HF eager"
+  python3 tools/bench/peers/t5_hf.py "${shape[@]}" --compile || fail "HF compile"
+fi
+echo "kernels_gpu: $failures failure(s)"
+exit $((failures > 0))
