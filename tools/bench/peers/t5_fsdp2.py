@@ -18,9 +18,9 @@ import time
 import torch
 import torch.distributed as dist
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-from transformers import T5Config, T5ForConditionalGeneration
+from transformers import T5ForConditionalGeneration
 
-from t5_hf import NAMED, step_flops
+from t5_hf import named_config, step_flops
 
 
 def main():
@@ -36,12 +36,7 @@ def main():
     dist.init_process_group("nccl")
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
-    name = a.model.removeprefix("google/")
-    d, dff, dkv, h, n, v11 = NAMED[name]
-    cfg = T5Config(vocab_size=32128, d_model=d, d_ff=dff, d_kv=dkv, num_heads=h, num_layers=n,
-                   num_decoder_layers=n, feed_forward_proj="gated-gelu" if v11 else "relu",
-                   tie_word_embeddings=not v11, dropout_rate=0.1, pad_token_id=0, eos_token_id=1,
-                   decoder_start_token_id=0)
+    cfg = named_config(a.model)
     torch.manual_seed(1)
     with torch.device("cuda"):
         model = T5ForConditionalGeneration(cfg).train()

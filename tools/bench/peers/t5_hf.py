@@ -24,6 +24,15 @@ NAMED = {  # name: d_model, d_ff, d_kv, heads, layers, v1.1 (gated-gelu, untied)
 }
 
 
+def named_config(model):
+    """HF's T5Config for a name of NAMED (dropout 0.1, t5_config.cc's token ids)."""
+    d, dff, dkv, h, n, v11 = NAMED[model.removeprefix("google/")]
+    return T5Config(vocab_size=32128, d_model=d, d_ff=dff, d_kv=dkv, num_heads=h, num_layers=n,
+                    num_decoder_layers=n, feed_forward_proj="gated-gelu" if v11 else "relu",
+                    tie_word_embeddings=not v11, dropout_rate=0.1, pad_token_id=0, eos_token_id=1,
+                    decoder_start_token_id=0)
+
+
 def step_flops(c, b, s, t):
     d, inner = c.d_model, c.num_heads * c.d_kv
     ff = (3.0 if c.is_gated_act else 2.0) * d * c.d_ff
@@ -47,12 +56,7 @@ def main():
     p.add_argument("--compile", action="store_true")
     p.add_argument("--peak_tflops", type=float, default=989.0)
     a = p.parse_args()
-    name = a.model.removeprefix("google/")
-    d, dff, dkv, h, n, v11 = NAMED[name]
-    cfg = T5Config(vocab_size=32128, d_model=d, d_ff=dff, d_kv=dkv, num_heads=h, num_layers=n,
-                   num_decoder_layers=n, feed_forward_proj="gated-gelu" if v11 else "relu",
-                   tie_word_embeddings=not v11, dropout_rate=0.1, pad_token_id=0, eos_token_id=1,
-                   decoder_start_token_id=0)
+    cfg = named_config(a.model)
     torch.manual_seed(1)
     model = T5ForConditionalGeneration(cfg).cuda().train()
     params = sum(x.numel() for x in model.parameters())
