@@ -2,8 +2,8 @@
 // weights and both moments and writes the 16-bit compute copy of the new weights.
 //
 //   zt::ops::cuda::AdamChunk c{master, grad, exp_avg, exp_avg_sq, /*out16=*/bf16_params, n};
-//   RETURN_IF_CUDA(zt::ops::cuda::LaunchFusedAdam(&c, 1, zt::ops::cuda::AdamCopyOut::kBFloat16,
-//                                                 zt::ops::cuda::MakeFusedAdamArgs(step), nullptr, nullptr, stream));
+//   cudaError_t e = zt::ops::cuda::LaunchFusedAdam(&c, 1, zt::ops::cuda::AdamCopyOut::kBFloat16,
+//                                                  zt::ops::cuda::MakeFusedAdamArgs(step), nullptr, nullptr, stream);
 //
 // The arithmetic is ops/adam.h's AdamReference, element by element with the same float
 // operations in the same order (no fused multiply-adds), so the results are bit-identical to the
