@@ -28,11 +28,11 @@ bin=bazel-out/k8-opt/bin
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 shape=(--model t5-large --batch 16 --src_len 512 --tgt_len 128 --steps 10 --warmup 3)
 export ZT_LOG_LEVEL=warning
-bench() {
-  echo "== $*"
+bench() {  # [VAR=value ...]: the switches back to references
+  echo "== ${*:-every fused kernel (the default)}"
   env "$@" "$bin/tools/bench/t5_bench" "${shape[@]}" --bf16 --stage 2 || fail "t5_bench $*"
 }
-bench ZT_FUSED=all
+bench
 bench ZT_FUSED_ADAM=off
 bench ZT_RMS_NORM=reference
 bench ZT_CROSS_ENTROPY=reference
