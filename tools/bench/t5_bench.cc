@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,7 @@
 #include "nlp/t5/t5_config.h"
 #include "nlp/t5/t5_model.h"
 #include "tools/machine.h"
+#include "torch/csrc/autograd/profiler_kineto.h"
 #ifdef ZT_CUDA
 #include "tools/bench/cuda_memory.h"
 #endif
@@ -44,8 +46,22 @@ ABSL_FLAG(bool, offload_optimizer, false, "optimizer state in host memory (witho
 ABSL_FLAG(std::string, deepspeed, "", "a DeepSpeed config instead of --stage/--offload_optimizer");
 ABSL_FLAG(double, peak_tflops, 989.0, "the card's dense bf16 peak (H100/H200 SXM: 989)");
 ABSL_FLAG(std::string, device, "cuda", "cuda (NCCL, one GPU) or cpu (Gloo)");
+ABSL_FLAG(std::string, trace, "",
+          "write the timed steps' CPU ops and GPU kernels (Kineto) to this Chrome trace, one file per rank "
+          "(PATH.rankN.json); tools/bench/trace_summary.py sums it.  The profiler slows the steps it records.");
 
 namespace {
+
+namespace prof = torch::autograd::profiler;
+
+// Starts Kineto for the CPU and, on CUDA, the GPU activity of every thread.
+void StartTrace(bool cuda) {
+  const torch::profiler::impl::ProfilerConfig config(torch::profiler::impl::ProfilerState::KINETO);
+  std::set<torch::profiler::impl::ActivityType> activities = {torch::profiler::impl::ActivityType::CPU};
+  if (cuda) activities.insert(torch::profiler::impl::ActivityType::CUDA);
+  prof::prepareProfiler(config, activities);
+  prof::enableProfiler(config, activities);
+}
 
 #ifdef ZT_CUDA
 // The kernel LibTorch's scaled_dot_product_attention picks for the encoder's self-attention in
@@ -109,16 +125,25 @@ absl::Status Run() {
                            {"labels", at::randint(2, c.vocab_size, {b, t}, opts)}};
   std::vector<double> times;
   const int warmup = absl::GetFlag(FLAGS_warmup), steps = absl::GetFlag(FLAGS_steps);
+  const std::string trace = absl::GetFlag(FLAGS_trace);
   for (int step = 0; step < warmup + steps; ++step) {
+    if (step == warmup) {
 #ifdef ZT_CUDA
-    if (cuda && step == warmup) zt::bench::ResetPeakCudaMemory(0);
+      if (cuda) zt::bench::ResetPeakCudaMemory(0);
 #endif
+      if (!trace.empty()) StartTrace(cuda);
+    }
     const auto t0 = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(at::Tensor loss, engine->Forward(batch));
     RETURN_IF_ERROR(engine->Backward(loss));
     RETURN_IF_ERROR(engine->Step());
     (void)loss.item<float>();
     if (step >= warmup) times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  if (!trace.empty()) {
+    const std::string path = absl::StrFormat("%s.rank%d.json", trace, shared->rank());
+    prof::disableProfiler()->save(path);
+    std::printf("trace: %s (%d steps)\n", path.c_str(), steps);
   }
   std::sort(times.begin(), times.end());
   const double med = times[times.size() / 2];

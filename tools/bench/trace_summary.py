@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Sums the GPU side of a Chrome trace that t5_bench --trace (Kineto) wrote.
+
+    python3 tools/bench/trace_summary.py TRACE.rank0.json --steps 5 [--top 25]
+
+Prints, per step: the span from the first to the last GPU activity, the time the GPU was busy
+(the union of kernels, copies and memsets), the time by kernel family (GEMM, NCCL, the project's
+own kernels, elementwise, ...), the top kernels by time, and for communication the time NCCL
+kernels ran while compute kernels ran too (hidden) and alone (exposed).  Standard library only.
+"""
+import argparse
+import collections
+import json
+import re
+import sys
+
+FAMILIES = [  # first match wins
+    ("nccl", re.compile(r"nccl", re.I)),
+    ("gemm", re.compile(r"gemm|cutlass|xmma|nvjet|cublas|sm\d+_", re.I)),
+    ("zerotrain", re.compile(r"zt::")),
+    ("attention/softmax", re.compile(r"softmax|fmha|flash|attention", re.I)),
+    ("reduce", re.compile(r"reduce", re.I)),
+    ("copy/cat", re.compile(r"copy|cat|memcpy|memset|index|gather|scatter", re.I)),
+    ("elementwise", re.compile(r"elementwise|vectorized|unrolled", re.I)),
+]
+
+
+def family(name):
+    for label, pattern in FAMILIES:
+        if pattern.search(name):
+            return label
+    return "other"
+
+
+def union_length(intervals):
+    """Total length covered by [start, end) intervals."""
+    total, cur_start, cur_end = 0.0, None, None
+    for start, end in sorted(intervals):
+        if cur_end is None or start > cur_end:
+            if cur_end is not None:
+                total += cur_end - cur_start
+            cur_start, cur_end = start, end
+        else:
+            cur_end = max(cur_end, end)
+    if cur_end is not None:
+        total += cur_end - cur_start
+    return total
+
+
+def merge(intervals):
+    out = []
+    for start, end in sorted(intervals):
+        if out and start <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], end)
+        else:
+            out.append([start, end])
+    return out
+
+
+def intersection_length(a, b):
+    """Length covered by both unions a and b (each a merged, sorted list)."""
+    i = j = 0
+    total = 0.0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if hi > lo:
+            total += hi - lo
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return total
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("trace")
+    parser.add_argument("--steps", type=int, required=True, help="steps the trace holds")
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args()
+    if args.steps < 1:
+        sys.exit("trace_summary: --steps must be at least 1")
+    try:
+        with open(args.trace) as f:
+            events = json.load(f).get("traceEvents", [])
+    except (OSError, ValueError) as e:
+        sys.exit(f"trace_summary: {args.trace}: {e}")
+    gpu = [e for e in events
+           if e.get("ph") == "X" and e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset") and "dur" in e]
+    if not gpu:
+        sys.exit(f"trace_summary: {args.trace}: no GPU activity (was it a CUDA run with CUPTI?)")
+    per_step = 1.0 / args.steps / 1000.0  # microseconds in the trace -> ms per step
+    spans = [(e["ts"], e["ts"] + e["dur"]) for e in gpu]
+    span = max(end for _, end in spans) - min(start for start, _ in spans)
+    busy = union_length(spans)
+    print(f"{args.trace}: {len(gpu)} GPU activities over {args.steps} step(s)")
+    print(f"per step: span {span * per_step:.3f} ms, GPU busy {busy * per_step:.3f} ms "
+          f"({100 * busy / span:.0f}% of the span)")
+
+    by_family = collections.Counter()
+    by_name = collections.Counter()
+    count = collections.Counter()
+    by_stream = collections.Counter()
+    for e in gpu:
+        name = e["name"] if e["cat"] == "kernel" else e["cat"]
+        by_family[family(name)] += e["dur"]
+        by_name[name] += e["dur"]
+        count[name] += 1
+        by_stream[e.get("args", {}).get("stream", e.get("tid"))] += e["dur"]
+    total = sum(by_family.values())
+    print("\nby family (ms per step, share of summed kernel time):")
+    for label, dur in by_family.most_common():
+        print(f"  {label:20s} {dur * per_step:8.3f}  {100 * dur / total:5.1f}%")
+    print("\nby stream (ms per step):")
+    for stream, dur in by_stream.most_common():
+        print(f"  stream {stream}: {dur * per_step:8.2f}")
+    print(f"\ntop {args.top} (ms per step, calls per step, name):")
+    for name, dur in by_name.most_common(args.top):
+        short = name if len(name) <= 120 else name[:60] + " ... " + name[-55:]  # keeps the functor
+        print(f"  {dur * per_step:8.2f} {count[name] / args.steps:6.0f}  {short}")
+
+    comm = merge((e["ts"], e["ts"] + e["dur"]) for e in gpu if family(e["name"]) == "nccl")
+    compute = merge((e["ts"], e["ts"] + e["dur"]) for e in gpu if family(e["name"]) != "nccl")
+    if comm:
+        comm_time = sum(end - start for start, end in comm)
+        hidden = intersection_length(comm, compute)
+        print(f"\ncommunication: NCCL kernels {comm_time * per_step:.3f} ms per step, "
+              f"{hidden * per_step:.3f} ms of it hidden under compute, "
+              f"{(comm_time - hidden) * per_step:.3f} ms exposed")
+
+
+if __name__ == "__main__":
+    main()
