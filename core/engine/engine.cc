@@ -178,6 +178,7 @@ absl::Status Engine::InitStage3() {
   o.prescale = config_.prescale_gradients;
   o.predivide_factor = config_.gradient_predivide_factor;
   o.comm_dtype = WireDtype(config_.communication_data_type);
+  o.overlap_comm = z.overlap_comm;
   o.external_master = z.offload_optimizer.device != OffloadDevice::kNone;
   o.offload_params = z.offload_param.device != OffloadDevice::kNone;
   o.pin_memory = z.offload_param.pin_memory;

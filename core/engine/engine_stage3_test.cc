@@ -302,8 +302,10 @@ TEST_F(Stage3Test, ModifiedParametersInScopeReachEveryRank) {
   EXPECT_TRUE(s.ok()) << s;
 }
 
-// Stack of 4 blocks = 8 units of 4,192 (attention) and 8,416 (feedforward) elements.
-absl::StatusOr<Stage3Stats> TrainStack(Communicator& comm, const std::string& schedule) {
+// Stack of 4 blocks = 8 units of 4,192 (attention) and 8,416 (feedforward) elements, trained
+// for 3 steps; `params`, when given, receives the trained parameters.
+absl::StatusOr<Stage3Stats> TrainStack(Communicator& comm, const std::string& schedule,
+                                       std::vector<at::Tensor>* params = nullptr) {
   ASSIGN_OR_RETURN(Config config, Stage3Config(2, schedule));
   auto model = MakeTransformerStack(7, 4, 32, 2, 128);
   ASSIGN_OR_RETURN(auto engine, Engine::Create(model, config, Borrow(comm)));
@@ -314,6 +316,11 @@ absl::StatusOr<Stage3Stats> TrainStack(Communicator& comm, const std::string& sc
   }
   if (engine->stage3()->schedule().trace(FetchSchedule::kForward).size() != 8) {
     return absl::InternalError("the forward trace is not the 8 units in order");
+  }
+  if (params != nullptr) {
+    ASSIGN_OR_RETURN(auto scope, engine->GatherParameters());
+    for (const auto& p : model->parameters()) params->push_back(p.detach().clone());
+    RETURN_IF_ERROR(scope->Release());
   }
   Stage3Stats stats = engine->stage3()->stats();
   RETURN_IF_ERROR(engine->Shutdown());
@@ -331,6 +338,25 @@ TEST_F(Stage3Test, PrefetchBatchesGathersAndTheLiveCapHolds) {
     RETURN_IF_ERROR(Expect(ahead.peak_live_elems > lone.peak_live_elems, "nothing was prefetched"));
     return Expect(ahead.peak_live_elems <= 30000 + 8416,
                   absl::StrCat("peak live ", ahead.peak_live_elems, " over the cap plus the needed unit"));
+  });
+  EXPECT_TRUE(s.ok()) << s;
+}
+
+// overlap_comm leaves reduce-scatters running behind the backward and folds them in later, in
+// the same order: the same bits as waiting for each at once.
+TEST_F(Stage3Test, OverlappedReduceScattersGiveTheSameParameters) {
+  absl::Status s = RunOnRanks(2, [&](Communicator& comm) -> absl::Status {
+    std::vector<at::Tensor> waited, overlapped;
+    ASSIGN_OR_RETURN(Stage3Stats off, TrainStack(comm, R"(, "overlap_comm": false)", &waited));
+    ASSIGN_OR_RETURN(Stage3Stats on, TrainStack(comm, R"(, "overlap_comm": true)", &overlapped));
+    RETURN_IF_ERROR(Expect(off.peak_reduces_in_flight == 1,
+                           absl::StrCat("overlap_comm false left ", off.peak_reduces_in_flight, " in flight")));
+    RETURN_IF_ERROR(Expect(on.peak_reduces_in_flight > 1, "overlap_comm true never had two reduce-scatters in flight"));
+    RETURN_IF_ERROR(Expect(waited.size() == overlapped.size() && !waited.empty(), "parameter lists differ"));
+    for (std::size_t i = 0; i < waited.size(); ++i) {
+      RETURN_IF_ERROR(Expect(at::equal(waited[i], overlapped[i]), absl::StrCat("parameter ", i, " differs")));
+    }
+    return absl::OkStatus();
   });
   EXPECT_TRUE(s.ok()) << s;
 }

@@ -37,6 +37,10 @@ const char* SyncPointName(std::int64_t point) {
 
 namespace {
 
+// Reduce-scatters left running behind the backward with overlap_comm; each holds its unit's
+// fp32 gradients until it is folded in.
+constexpr std::size_t kReducesInFlight = 2;
+
 // A unit's gathered buffer keeps its StorageImpl (the parameters and the tensors autograd
 // saved for backward alias it) while its memory comes and goes.
 void FreeStorage(const at::Tensor& t) {
@@ -306,15 +310,10 @@ absl::Status Stage3::Reduce(int v) {
   ++stats_.reduces;
   stats_.reduced_bytes += wire.nbytes();
   ASSIGN_OR_RETURN(auto work, comm_.ReduceScatter(out, wire));
-  RETURN_IF_ERROR(work->Wait());
-  RETURN_IF_ERROR(CallTorch("accumulate reduced gradients", [&] {
-    double post = 1.0;
-    if (options_.mean && !options_.prescale) post = options_.predivide_factor / world;
-    if (!options_.mean) post = options_.predivide_factor;
-    at::Tensor g = out.to(at::kFloat);
-    if (post != 1.0) g.mul_(post);
-    grads_.narrow(0, s.offset, shard).add_(g);
-  }));
+  reducing_.push_back(ReduceInFlight{std::move(work), wire, out, s.offset});
+  stats_.peak_reduces_in_flight = std::max(stats_.peak_reduces_in_flight, static_cast<std::int64_t>(reducing_.size()));
+  const std::size_t keep = options_.overlap_comm ? kReducesInFlight : 0;
+  while (reducing_.size() > keep) RETURN_IF_ERROR(FinishOldestReduce());
   if (s.ready.defined()) {
     s.ready.reset();
     if (!s.persistent) {  // this rank's backward of the unit is over
@@ -323,6 +322,26 @@ absl::Status Stage3::Reduce(int v) {
       for (int r : schedule_->OnDone(v)) RETURN_IF_ERROR(Release(r));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status Stage3::FinishOldestReduce() {
+  ReduceInFlight f = std::move(reducing_.front());
+  reducing_.pop_front();
+  RETURN_IF_ERROR(f.work->Wait());
+  return CallTorch("accumulate reduced gradients", [&] {
+    const int world = comm_.world_size();
+    double post = 1.0;
+    if (options_.mean && !options_.prescale) post = options_.predivide_factor / world;
+    if (!options_.mean) post = options_.predivide_factor;
+    at::Tensor g = f.out.to(at::kFloat);
+    if (post != 1.0) g.mul_(post);
+    grads_.narrow(0, f.offset, f.out.numel()).add_(g);
+  });
+}
+
+absl::Status Stage3::FinishReduces() {
+  while (!reducing_.empty()) RETURN_IF_ERROR(FinishOldestReduce());
   return absl::OkStatus();
 }
 
@@ -468,6 +487,7 @@ absl::Status Stage3::FinishBackward() {
     RETURN_IF_ERROR(Round(req, &plan));
     RETURN_IF_ERROR(Execute(plan, {}));
   }
+  RETURN_IF_ERROR(FinishReduces());
   for (int u = 0; u < num_units(); ++u) {
     units_[u]->in_use = false;
     schedule_->SetInUse(u, false);
@@ -486,6 +506,7 @@ absl::Status Stage3::Sync(SyncPoint point) {
     RETURN_IF_ERROR(Round(req, &plan));
     RETURN_IF_ERROR(Execute(plan, {}));
     if (!plan.all_at_sync) continue;
+    RETURN_IF_ERROR(FinishReduces());
     std::vector<std::string> elsewhere;
     for (std::size_t r = 0; r < plan.sync_points.size(); ++r) {
       if (plan.sync_points[r] != req.sync_point) {
@@ -519,6 +540,9 @@ absl::Status Stage3::AfterStep(bool applied) {
 }
 
 void Stage3::ZeroGrads() {
+  // Nothing is in flight after FinishBackward()/Sync(); should anything be, it belongs to the
+  // gradients being dropped.
+  if (absl::Status st = FinishReduces(); !st.ok() && error_.ok()) error_ = st;
   grads_.zero_();
   for (auto& s : units_) {
     s->acc = at::Tensor();

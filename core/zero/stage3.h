@@ -29,6 +29,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -62,6 +63,11 @@ struct Stage3Options {
   bool prescale = false;
   double predivide_factor = 1.0;
   at::ScalarType comm_dtype = at::kFloat;
+  // overlap_comm: a unit's gradient reduce-scatter runs while the backward goes on; its result
+  // is folded into grads() (the compute stream waits for it) only once kReducesInFlight newer
+  // ones have started, or at FinishBackward()/Sync().  false: the compute stream waits for each
+  // reduce-scatter as soon as it starts.
+  bool overlap_comm = true;
   // ZeRO-Offload of the optimizer: the engine keeps the fp32 master weights (host memory) and
   // writes the updated values into params() itself; master() stays undefined.
   bool external_master = false;
@@ -84,7 +90,8 @@ struct Stage3Stats {
   std::int64_t gathers = 0;         // unit all-gathers this rank took part in
   std::int64_t gathered_bytes = 0;  // their output bytes
   std::int64_t reduces = 0;
-  std::int64_t reduced_bytes = 0;    // reduce-scatter input bytes
+  std::int64_t reduced_bytes = 0;  // reduce-scatter input bytes
+  std::int64_t peak_reduces_in_flight = 0;
   std::int64_t peak_live_elems = 0;  // most unit elements gathered at once on this rank
 };
 
@@ -180,7 +187,11 @@ class Stage3 : public UnitFetcher {
   absl::Status WaitGather(int unit);
   // The all-gather source of a unit on the device (a staged copy with offload_params).
   at::Tensor GatherSource(const UnitState& s);
+  // Starts `unit`'s gradient reduce-scatter (see Stage3Options::overlap_comm).
   absl::Status Reduce(int unit);
+  // Waits for the oldest reduce-scatter in flight and adds its result to grads_; all of them.
+  absl::Status FinishOldestReduce();
+  absl::Status FinishReduces();
   absl::Status Release(int unit);
   void CollectGrads(int unit);
   std::vector<int> ReadyToReduce() const;
@@ -196,6 +207,13 @@ class Stage3 : public UnitFetcher {
   std::unique_ptr<ParamSwap> param_swap_;  // offload_param nvme
   at::Tensor master_;  // fp32 on the device (shard16_ itself when both are); undefined with external_master
   at::Tensor grads_;   // fp32
+  struct ReduceInFlight {
+    std::unique_ptr<CommWork> work;
+    at::Tensor wire;  // the input, kept until the wait
+    at::Tensor out;   // this rank's reduced shard
+    std::int64_t offset = 0;
+  };
+  std::deque<ReduceInFlight> reducing_;  // oldest first
   std::int64_t partitioned_elems_ = 0;
   std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;
   std::vector<std::uintptr_t> hook_keys_;
