@@ -58,6 +58,7 @@ absl::Status AdamShard::Restore(const at::Tensor& master, const at::Tensor& exp_
   return s;
 }
 
+#ifdef ZT_CUDA
 namespace {
 
 // ZT_FUSED_ADAM=off runs device shards through ATen operations (for comparisons); read once.
@@ -70,6 +71,7 @@ bool FusedAdamDisabled() {
 }
 
 }  // namespace
+#endif  // ZT_CUDA
 
 absl::Status AdamShard::Step(const at::Tensor& grad, double lr, double beta1, double beta2, float grad_scale,
                              const at::Tensor& copy_out) {
