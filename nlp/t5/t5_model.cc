@@ -21,26 +21,65 @@
 #include "core/util/torch_status.h"
 #include "ops/linear_cross_entropy.h"
 #include "ops/rms_norm.h"
+#ifdef ZT_CUDA
+#include "ops/cuda/bias_attention_autograd.h"
+#endif
 
 namespace zt::nlp {
 namespace t5 {
 
-// How attention runs on CUDA (Attention::Attend): ZT_T5_ATTENTION=fused16 (the default), sdpa
-// or reference; read once.
-enum class AttentionPath { kFused16, kSdpa, kReference };
+// How attention runs on CUDA: ZT_T5_ATTENTION=flash (the default: ops/cuda/bias_attention,
+// where it takes the inputs), fused16, sdpa or reference (Attention::Attend); read once.
+enum class AttentionPath { kFlash, kFused16, kSdpa, kReference };
 AttentionPath CudaAttentionPath() {
   static const AttentionPath path = [] {
     const char* v = std::getenv("ZT_T5_ATTENTION");
     const std::string s = v == nullptr ? "" : v;
+    if (s == "fused16") return AttentionPath::kFused16;
     if (s == "sdpa") return AttentionPath::kSdpa;
     if (s == "reference") return AttentionPath::kReference;
-    if (!s.empty() && s != "fused16") {
-      ZT_LOG(WARNING) << "ZT_T5_ATTENTION=" << s << " is none of fused16, sdpa, reference; using fused16";
+    if (!s.empty() && s != "flash") {
+      ZT_LOG(WARNING) << "ZT_T5_ATTENTION=" << s << " is none of flash, fused16, sdpa, reference; using flash";
     }
-    return AttentionPath::kFused16;
+    return AttentionPath::kFlash;
   }();
   return path;
 }
+
+// Whether attention over activations like x goes to the flash kernels (16-bit CUDA, a head size
+// they take); they may still refuse a call (misaligned views), which then runs Attend.
+bool FlashAttention(const at::Tensor& x, const T5Config& c) {
+#ifdef ZT_CUDA
+  return x.is_cuda() && CudaAttentionPath() == AttentionPath::kFlash &&
+         (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf) && (c.d_kv == 64 || c.d_kv == 128);
+#else
+  (void)x;
+  (void)c;
+  return false;
+#endif
+}
+
+// The additive attention bias a stack's blocks share: the learned position bias [1, H, q, k]
+// (undefined for cross-attention) and the mask (padding [B, 1, 1, k], causal [1, 1, q, k]).
+// The flash kernels take them apart; the other paths take their sum, made once by the first
+// block unless the flash kernels are expected to run.
+struct AttnBias {
+  at::Tensor pos, mask, combined;
+  static AttnBias Make(at::Tensor pos, at::Tensor mask, const at::Tensor& x, const T5Config& c) {
+    AttnBias b{std::move(pos), std::move(mask), at::Tensor()};
+    if (!FlashAttention(x, c)) {
+      b.combined = b.Sum();
+    } else if (b.pos.defined()) {
+      b.pos = b.pos.contiguous();  // [1, H, q, k] rows the kernels read with 16-bit strides of 1
+    }
+    return b;
+  }
+  at::Tensor Combined() const { return combined.defined() ? combined : Sum(); }
+  at::Tensor Sum() const {
+    if (!pos.defined()) return mask;
+    return mask.defined() ? pos + mask : pos;
+  }
+};
 
 // A module holding one parameter called "weight" (HF's nn.Linear without bias, nn.Embedding).
 class Weight : public torch::nn::Module {
@@ -84,10 +123,21 @@ class Attention : public torch::nn::Module {
     }
   }
 
-  // x [B, q, D] attends to kv [B, k, D] with the additive bias [B or 1, H, q, k].
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& kv, const at::Tensor& bias, bool training) const {
+  // x [B, q, D] attends to kv [B, k, D] with the additive bias (pos + mask: [B or 1, H, q, k]).
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& kv, const AttnBias& bias, bool training) const {
     ZT_PROFILE_MODULE(this);
-    return Attend(Heads(q->Linear(x)), Heads(k->Linear(kv)), Heads(v->Linear(kv)), bias, training);
+    const at::Tensor qp = q->Linear(x), kp = k->Linear(kv), vp = v->Linear(kv);
+#ifdef ZT_CUDA
+    if (FlashAttention(qp, c_)) {
+      // Per-head views of the projections [B, L, H, d_kv]: the kernels read them in place and
+      // return [B, q, H * d_kv], so no transpose is copied either way.
+      auto per_head = [&](const at::Tensor& t) { return t.view({t.size(0), t.size(1), c_.num_heads, c_.d_kv}); };
+      const at::Tensor out = ops::cuda::BiasAttentionCuda(per_head(qp), per_head(kp), per_head(vp), bias.pos, bias.mask,
+                                                          1.0, c_.dropout_rate, training);
+      if (out.defined()) return o->Linear(out);
+    }
+#endif
+    return Attend(Heads(qp), Heads(kp), Heads(vp), bias.Combined(), training);
   }
   // [B, L, inner] -> [B, H, L, d_kv]
   at::Tensor Heads(const at::Tensor& t) const { return t.view({t.size(0), -1, c_.num_heads, c_.d_kv}).transpose(1, 2); }
@@ -204,7 +254,7 @@ struct SelfAttentionLayer : torch::nn::Module {
     SelfAttention = register_module("SelfAttention", std::make_shared<Attention>(c, relative_bias, bidirectional));
     layer_norm = register_module("layer_norm", std::make_shared<LayerNorm>(c.d_model, c.layer_norm_epsilon));
   }
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& bias) {
+  at::Tensor forward(const at::Tensor& x, const AttnBias& bias) {
     ZT_PROFILE_MODULE(this);
     const at::Tensor n = layer_norm->forward(x);
     return ClampHalf(x + at::dropout(SelfAttention->forward(n, n, bias, is_training()), rate, is_training()));
@@ -219,7 +269,7 @@ struct CrossAttentionLayer : torch::nn::Module {
     EncDecAttention = register_module("EncDecAttention", std::make_shared<Attention>(c, false, true));
     layer_norm = register_module("layer_norm", std::make_shared<LayerNorm>(c.d_model, c.layer_norm_epsilon));
   }
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& enc, const at::Tensor& bias) {
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& enc, const AttnBias& bias) {
     ZT_PROFILE_MODULE(this);
     const at::Tensor n = layer_norm->forward(x);
     return ClampHalf(x + at::dropout(EncDecAttention->forward(n, enc, bias, is_training()), rate, is_training()));
@@ -247,25 +297,29 @@ struct FeedForwardLayer : torch::nn::Module {
 // HF's block.N.layer.{0,1,2}: a container whose children are named by index.
 class EncoderBlock : public torch::nn::Module {
  public:
-  EncoderBlock(const T5Config& c, bool first) : first_(first) {
+  EncoderBlock(const T5Config& c, bool first) : c_(c), first_(first) {
     auto layer = register_module("layer", std::make_shared<torch::nn::Module>());
     self_ = layer->register_module("0", std::make_shared<SelfAttentionLayer>(c, first, /*bidirectional=*/true));
     ff_ = layer->register_module("1", std::make_shared<FeedForwardLayer>(c));
   }
-  // x [B, S, D]; bias: the position bias + mask from the first block (undefined for the first
-  // block itself, which makes it from `mask_bias` [B, 1, 1, S]).  Returns the new x and, from
-  // the first block only, the bias the others reuse.
-  std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& x, const at::Tensor& bias, const at::Tensor& mask_bias) {
+  // x [B, S, D]; bias: the position bias and mask from the first block (unused by the first
+  // block itself, which makes it with `mask_bias` [B, 1, 1, S]).  Returns the new x and, from
+  // the first block only, the bias the others reuse: its pos and combined tensors (a tuple, so
+  // that stage 3 sees every tensor the unit returns).
+  std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const at::Tensor& x, const AttnBias& bias,
+                                                         const at::Tensor& mask_bias) {
     ZT_PROFILE_MODULE(this);
-    at::Tensor made;
-    if (first_)
-      made = self_->SelfAttention->PositionBias(x.size(1), x.size(1), x.device()).to(x.scalar_type()) + mask_bias;
-    const at::Tensor use = first_ ? made : bias;
-    at::Tensor h = self_->forward(x, use);
-    return {ff_->forward(h), made};
+    AttnBias made;
+    if (first_) {
+      made = AttnBias::Make(self_->SelfAttention->PositionBias(x.size(1), x.size(1), x.device()).to(x.scalar_type()),
+                            mask_bias, x, c_);
+    }
+    at::Tensor h = self_->forward(x, first_ ? made : bias);
+    return {ff_->forward(h), made.pos, made.combined};
   }
 
  private:
+  const T5Config c_;
   bool first_;
   std::shared_ptr<SelfAttentionLayer> self_;
   std::shared_ptr<FeedForwardLayer> ff_;
@@ -273,7 +327,7 @@ class EncoderBlock : public torch::nn::Module {
 
 class DecoderBlock : public torch::nn::Module {
  public:
-  DecoderBlock(const T5Config& c, bool first) : first_(first) {
+  DecoderBlock(const T5Config& c, bool first) : c_(c), first_(first) {
     auto layer = register_module("layer", std::make_shared<torch::nn::Module>());
     self_ = layer->register_module("0", std::make_shared<SelfAttentionLayer>(c, first, /*bidirectional=*/false));
     cross_ = layer->register_module("1", std::make_shared<CrossAttentionLayer>(c));
@@ -281,15 +335,18 @@ class DecoderBlock : public torch::nn::Module {
   }
   // As EncoderBlock, with the causal mask as `mask_bias` [1, 1, T, T], the encoder output and
   // its padding mask as the additive `cross_bias` [B, 1, 1, S].
-  std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& x, const at::Tensor& bias, const at::Tensor& mask_bias,
-                                             const at::Tensor& enc, const at::Tensor& cross_bias) {
+  std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const at::Tensor& x, const AttnBias& bias,
+                                                         const at::Tensor& mask_bias, const at::Tensor& enc,
+                                                         const AttnBias& cross_bias) {
     ZT_PROFILE_MODULE(this);
-    at::Tensor made;
-    if (first_)
-      made = self_->SelfAttention->PositionBias(x.size(1), x.size(1), x.device()).to(x.scalar_type()) + mask_bias;
+    AttnBias made;
+    if (first_) {
+      made = AttnBias::Make(self_->SelfAttention->PositionBias(x.size(1), x.size(1), x.device()).to(x.scalar_type()),
+                            mask_bias, x, c_);
+    }
     at::Tensor h = self_->forward(x, first_ ? made : bias);
     h = cross_->forward(h, enc, cross_bias);
-    return {ff_->forward(h), made};
+    return {ff_->forward(h), made.pos, made.combined};
   }
 
   // One generation step (eval mode): x [N, 1, D] at position `pos`, appending its key and value
@@ -317,6 +374,7 @@ class DecoderBlock : public torch::nn::Module {
   }
 
  private:
+  const T5Config c_;
   bool first_;
   std::shared_ptr<SelfAttentionLayer> self_;
   std::shared_ptr<CrossAttentionLayer> cross_;
@@ -381,11 +439,11 @@ at::Tensor T5ForConditionalGeneration::Encode(const at::Tensor& input_ids, const
   at::Tensor x = at::dropout(at::embedding(shared_->weight, input_ids), config_.dropout_rate, train);
   const at::Tensor mask = attention_mask.defined() ? attention_mask : at::ones_like(input_ids);
   const at::Tensor mask_bias = PaddingBias(mask, x.scalar_type());
-  at::Tensor bias;
+  t5::AttnBias bias;
   for (auto& block : encoder_blocks_) {
-    auto [h, made] = block->forward(x, bias, mask_bias);
+    auto [h, pos, combined] = block->forward(x, bias, mask_bias);
     x = h;
-    if (made.defined()) bias = made;
+    if (pos.defined()) bias = t5::AttnBias{pos, mask_bias, combined};
   }
   return at::dropout(encoder_norm_->forward(x), config_.dropout_rate, train);
 }
@@ -404,12 +462,12 @@ at::Tensor T5ForConditionalGeneration::DecoderHidden(const at::Tensor& decoder_i
                               ? attention_mask
                               : at::ones({encoder_out.size(0), encoder_out.size(1)},
                                          at::TensorOptions().dtype(at::kLong).device(encoder_out.device()));
-  const at::Tensor cross = PaddingBias(mask, x.scalar_type());
-  at::Tensor bias;
+  const t5::AttnBias cross = t5::AttnBias::Make(at::Tensor(), PaddingBias(mask, x.scalar_type()), x, config_);
+  t5::AttnBias bias;
   for (auto& block : decoder_blocks_) {
-    auto [h, made] = block->forward(x, bias, causal, encoder_out, cross);
+    auto [h, pos, combined] = block->forward(x, bias, causal, encoder_out, cross);
     x = h;
-    if (made.defined()) bias = made;
+    if (pos.defined()) bias = t5::AttnBias{pos, causal, combined};
   }
   return at::dropout(decoder_norm_->forward(x), config_.dropout_rate, train);
 }

@@ -1,6 +1,7 @@
-// Our T5 on CUDA, where it runs the fused kernels (RMS norm, LibTorch's fused attention with the
-// position bias as its mask, the chunked head + cross-entropy), against HF's numbers from the
-// same fixtures as t5_model_test: fp32 to float rounding, bf16 and fp16 to their precision.
+// Our T5 on CUDA, where it runs the fused kernels (RMS norm, the chunked head + cross-entropy,
+// the flash attention where the head size allows), against HF's numbers from the same fixtures
+// as t5_model_test: fp32 to float rounding, bf16 and fp16 to their precision; and t5-small's
+// bf16 flash attention against its fp32 reference attention.
 #include <ATen/ATen.h>
 
 #include <cstdlib>
@@ -105,6 +106,43 @@ TEST(T5GpuTest, Fp16FollowsHf) {
   EXPECT_EQ(logits.scalar_type(), at::kHalf);
   EXPECT_LE(MaxAbs(logits.to(at::kFloat).cpu() - *l.ref.Find("logits_fp16")), 2e-2);
   EXPECT_NEAR(l.model->Forward(l.batch).item<double>(), l.ref.Find("loss_fp16")->item<double>(), 1e-2);
+}
+
+// t5-small's heads (d_kv 64) take the flash attention kernels (ops/cuda/bias_attention) in bf16;
+// the fp32 copy of the same weights runs the unfused reference attention.  Padded sources and
+// lengths that are not whole tiles.
+TEST(T5GpuTest, Bf16FlashAttentionFollowsFp32) {
+  ASSERT_TRUE(at::hasCUDA()) << "no CUDA device";
+  absl::StatusOr<T5Config> config = T5ConfigForName("t5-small");
+  ASSERT_THAT(config.status(), IsOk());
+  config->num_layers = config->num_decoder_layers = 2;
+  auto fp32 = std::make_shared<T5ForConditionalGeneration>(*config, 11);
+  auto bf16 = std::make_shared<T5ForConditionalGeneration>(*config, 11);
+  fp32->eval();
+  bf16->eval();
+  fp32->to(at::kCUDA, at::kFloat);
+  bf16->to(at::kCUDA, at::kBFloat16);
+  at::manual_seed(3);
+  const auto opts = at::TensorOptions().dtype(at::kLong).device(at::kCUDA);
+  at::Tensor mask = at::ones({4, 100}, opts);
+  mask.select(0, 1).narrow(0, 70, 30).zero_();
+  mask.select(0, 3).narrow(0, 9, 91).zero_();
+  const Batch batch = {{"input_ids", at::randint(2, config->vocab_size, {4, 100}, opts)},
+                       {"attention_mask", mask},
+                       {"labels", at::randint(2, config->vocab_size, {4, 37}, opts)}};
+  const at::Tensor want = fp32->Forward(batch), got = bf16->Forward(batch);
+  EXPECT_NEAR(got.item<double>(), want.item<double>(), 0.02 * want.item<double>());
+  want.backward();
+  got.backward();
+  std::map<std::string, at::Tensor> ref;
+  for (const auto& [name, p] : fp32->HfStateDict()) ref[name] = p;
+  for (const auto& [name, p] : bf16->HfStateDict()) {
+    ASSERT_TRUE(p.grad().defined()) << name;
+    const at::Tensor a = p.grad().to(at::kDouble).reshape({-1}), b = ref.at(name).grad().to(at::kDouble).reshape({-1});
+    const double cos =
+        (a * b).sum().item<double>() / std::max(a.norm().item<double>() * b.norm().item<double>(), 1e-30);
+    EXPECT_GT(cos, 0.99) << name;
+  }
 }
 
 }  // namespace
