@@ -160,7 +160,9 @@ struct ZeroConfig {
   std::int64_t reduce_bucket_size = 500000000;
   bool allgather_partitions = true;
   std::int64_t allgather_bucket_size = 500000000;
-  bool overlap_comm = false;  // resolved: DeepSpeed's default is stage == 3
+  // Resolved: DeepSpeed's default is stage == 3.  Stages 0-2 reduce buckets during the backward;
+  // stage 3 leaves unit reduce-scatters in flight behind it.
+  bool overlap_comm = false;
   bool load_from_fp32_weights = true;
   bool elastic_checkpoint = false;
   OffloadConfig offload_param;
