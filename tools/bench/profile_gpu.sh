@@ -5,8 +5,8 @@
 #   bash tools/bench/profile_gpu.sh [OUT_DIR]
 #
 # 1. t5_bench, t5-large at random, bf16, source 512 / target 128, batch 16, ZeRO-2, one GPU:
-#    a Kineto trace of 5 steps, summed by tools/bench/trace_summary.py (kernel families, top
-#    kernels, GPU busy time).
+#    a Kineto trace of 5 steps, summed by tools/bench/trace_summary.py (host threads' busy time
+#    and kernel launches, kernel families, top kernels, GPU busy time).
 # 2. With 2 or more GPUs: the same model at ZeRO-3 on every GPU through //tools:launch, timed
 #    with overlap_comm false and true (untraced), then traced with overlap_comm true: how much
 #    of the NCCL time runs under compute (hidden) and how much stands alone (exposed).

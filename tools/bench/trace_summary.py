@@ -3,10 +3,13 @@
 
     python3 tools/bench/trace_summary.py TRACE.rank0.json --steps 5 [--top 25]
 
-Prints, per step: the span from the first to the last GPU activity, the time the GPU was busy
-(the union of kernels, copies and memsets), the time by kernel family (GEMM, NCCL, the project's
-own kernels, elementwise, ...), the top kernels by time, and for communication the time NCCL
-kernels ran while compute kernels ran too (hidden) and alone (exposed).  Standard library only.
+Prints, per step: for the host, each busy thread's time inside ATen ops and CUDA runtime calls
+against its span, and the kernel launches; for the GPU, the span from the first to the last
+activity, the time it was busy (the union of kernels, copies and memsets), the time by kernel
+family (GEMM, NCCL, the project's own kernels, elementwise, ...), the top kernels by time, and
+for communication the time NCCL kernels ran while compute kernels ran too (hidden) and alone
+(exposed).  A host thread busy for about the whole step means the step waits on the host.
+Standard library only.
 """
 import argparse
 import collections
@@ -72,6 +75,26 @@ def intersection_length(a, b):
     return total
 
 
+def host_summary(events, per_step, steps):
+    """The three busiest host threads: time inside ATen ops / CUDA runtime calls, launches."""
+    host = [e for e in events if e.get("ph") == "X" and e.get("cat") in ("cpu_op", "cuda_runtime") and "dur" in e]
+    if not host:
+        return
+    by_tid = collections.defaultdict(list)
+    launches = collections.Counter()
+    for e in host:
+        by_tid[e.get("tid")].append((e["ts"], e["ts"] + e["dur"]))
+        if e["cat"] == "cuda_runtime" and "LaunchKernel" in e["name"]:
+            launches[e.get("tid")] += 1
+    busy = {tid: union_length(iv) for tid, iv in by_tid.items()}
+    print("host, per step (the three busiest threads):")
+    for tid, b in sorted(busy.items(), key=lambda kv: -kv[1])[:3]:
+        iv = by_tid[tid]
+        span = max(end for _, end in iv) - min(start for start, _ in iv)
+        print(f"  thread {tid}: in ATen ops / CUDA calls {b * per_step:.3f} ms of its {span * per_step:.3f} ms span, "
+              f"{launches[tid] / steps:.0f} kernel launches")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("trace")
@@ -85,11 +108,12 @@ def main():
             events = json.load(f).get("traceEvents", [])
     except (OSError, ValueError) as e:
         sys.exit(f"trace_summary: {args.trace}: {e}")
+    per_step = 1.0 / args.steps / 1000.0  # microseconds in the trace -> ms per step
+    host_summary(events, per_step, args.steps)
     gpu = [e for e in events
            if e.get("ph") == "X" and e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset") and "dur" in e]
     if not gpu:
         sys.exit(f"trace_summary: {args.trace}: no GPU activity (was it a CUDA run with CUPTI?)")
-    per_step = 1.0 / args.steps / 1000.0  # microseconds in the trace -> ms per step
     spans = [(e["ts"], e["ts"] + e["dur"]) for e in gpu]
     span = max(end for _, end in spans) - min(start for start, _ in spans)
     busy = union_length(spans)
