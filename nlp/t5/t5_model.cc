@@ -159,7 +159,9 @@ class Attention : public torch::nn::Module {
     }
     at::Tensor scores = at::matmul(qh, kh.transpose(3, 2));  // T5: no 1/sqrt(d_kv)
     scores = scores + bias;
-    at::Tensor w = path == AttentionPath::kFused16 && scores.scalar_type() != at::kFloat
+    // Generation steps, and calls the flash kernels refuse, take the one-kernel 16-bit softmax.
+    const bool fused16 = path == AttentionPath::kFused16 || path == AttentionPath::kFlash;
+    at::Tensor w = fused16 && scores.scalar_type() != at::kFloat
                        ? at::softmax(scores, -1)
                        : at::softmax(scores.to(at::kFloat), -1).to(scores.scalar_type());
     w = at::dropout(w, c_.dropout_rate, training);
