@@ -35,22 +35,8 @@ def family(name):
     return "other"
 
 
-def union_length(intervals):
-    """Total length covered by [start, end) intervals."""
-    total, cur_start, cur_end = 0.0, None, None
-    for start, end in sorted(intervals):
-        if cur_end is None or start > cur_end:
-            if cur_end is not None:
-                total += cur_end - cur_start
-            cur_start, cur_end = start, end
-        else:
-            cur_end = max(cur_end, end)
-    if cur_end is not None:
-        total += cur_end - cur_start
-    return total
-
-
 def merge(intervals):
+    """The union of [start, end) intervals as sorted, disjoint [start, end] lists."""
     out = []
     for start, end in sorted(intervals):
         if out and start <= out[-1][1]:
@@ -58,6 +44,11 @@ def merge(intervals):
         else:
             out.append([start, end])
     return out
+
+
+def union_length(intervals):
+    """Total length covered by [start, end) intervals."""
+    return sum(end - start for start, end in merge(intervals))
 
 
 def intersection_length(a, b):
