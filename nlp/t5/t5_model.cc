@@ -19,77 +19,12 @@
 #include "core/util/file_util.h"
 #include "core/util/logging.h"
 #include "core/util/torch_status.h"
+#include "nlp/t5/t5_attention.h"
 #include "ops/linear_cross_entropy.h"
 #include "ops/rms_norm.h"
-#ifdef ZT_CUDA
-#include "ops/cuda/bias_attention_autograd.h"
-#endif
 
 namespace zt::nlp {
 namespace t5 {
-
-// How attention runs on CUDA: ZT_T5_ATTENTION=flash (the default: ops/cuda/bias_attention,
-// where it takes the inputs), fused16, sdpa or reference (Attention::Attend); read once.
-enum class AttentionPath { kFlash, kFused16, kSdpa, kReference };
-AttentionPath CudaAttentionPath() {
-  static const AttentionPath path = [] {
-    const char* v = std::getenv("ZT_T5_ATTENTION");
-    const std::string s = v == nullptr ? "" : v;
-    if (s == "fused16") return AttentionPath::kFused16;
-    if (s == "sdpa") return AttentionPath::kSdpa;
-    if (s == "reference") return AttentionPath::kReference;
-    if (!s.empty() && s != "flash") {
-      ZT_LOG(WARNING) << "ZT_T5_ATTENTION=" << s << " is none of flash, fused16, sdpa, reference; using flash";
-    }
-    return AttentionPath::kFlash;
-  }();
-  return path;
-}
-
-// Whether attention over activations like x goes to the flash kernels (16-bit CUDA, a head size
-// they take); they may still refuse a call (misaligned views), which then runs Attend.
-bool FlashAttention(const at::Tensor& x, const T5Config& c) {
-#ifdef ZT_CUDA
-  return x.is_cuda() && CudaAttentionPath() == AttentionPath::kFlash &&
-         (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf) && (c.d_kv == 64 || c.d_kv == 128);
-#else
-  (void)x;
-  (void)c;
-  return false;
-#endif
-}
-
-// The additive attention bias a stack's blocks share: the learned position bias [1, H, q, k]
-// (undefined for cross-attention) and the mask (padding [B, 1, 1, k], causal [1, 1, q, k]).
-// The flash kernels take them apart; the other paths take their sum, made once by the first
-// block unless the flash kernels are expected to run.
-struct AttnBias {
-  at::Tensor pos, mask, combined;
-  static AttnBias Make(at::Tensor pos, at::Tensor mask, const at::Tensor& x, const T5Config& c) {
-    AttnBias b{std::move(pos), std::move(mask), at::Tensor()};
-    if (!FlashAttention(x, c)) {
-      b.combined = b.Sum();
-    } else if (b.pos.defined()) {
-      b.pos = b.pos.contiguous();  // [1, H, q, k] rows the kernels read with 16-bit strides of 1
-    }
-    return b;
-  }
-  at::Tensor Combined() const { return combined.defined() ? combined : Sum(); }
-  at::Tensor Sum() const {
-    if (!pos.defined()) return mask;
-    return mask.defined() ? pos + mask : pos;
-  }
-};
-
-// A module holding one parameter called "weight" (HF's nn.Linear without bias, nn.Embedding).
-class Weight : public torch::nn::Module {
- public:
-  Weight(std::int64_t rows, std::int64_t cols, double std) {
-    weight = register_parameter("weight", at::empty({rows, cols}).normal_(0.0, std));
-  }
-  at::Tensor Linear(const at::Tensor& x) const { return at::linear(x, weight); }
-  at::Tensor weight;
-};
 
 class LayerNorm : public torch::nn::Module {
  public:
@@ -103,109 +38,6 @@ class LayerNorm : public torch::nn::Module {
 
  private:
   double eps_;
-};
-
-// HF's T5Attention: q, k, v, o without bias; the first block's self-attention also owns the
-// relative position bias table [buckets, heads].
-class Attention : public torch::nn::Module {
- public:
-  Attention(const T5Config& c, bool relative_bias, bool bidirectional) : c_(c), bidirectional_(bidirectional) {
-    const double f = c.initializer_factor;
-    const std::int64_t inner = c.inner_dim();
-    q = register_module("q", std::make_shared<Weight>(inner, c.d_model, f * std::pow(c.d_model * c.d_kv, -0.5)));
-    k = register_module("k", std::make_shared<Weight>(inner, c.d_model, f * std::pow(c.d_model, -0.5)));
-    v = register_module("v", std::make_shared<Weight>(inner, c.d_model, f * std::pow(c.d_model, -0.5)));
-    o = register_module("o", std::make_shared<Weight>(c.d_model, inner, f * std::pow(inner, -0.5)));
-    if (relative_bias) {
-      relative_attention_bias = register_module(
-          "relative_attention_bias",
-          std::make_shared<Weight>(c.relative_attention_num_buckets, c.num_heads, f * std::pow(c.d_model, -0.5)));
-    }
-  }
-
-  // x [B, q, D] attends to kv [B, k, D] with the additive bias (pos + mask: [B or 1, H, q, k]).
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& kv, const AttnBias& bias, bool training) const {
-    ZT_PROFILE_MODULE(this);
-    const at::Tensor qp = q->Linear(x), kp = k->Linear(kv), vp = v->Linear(kv);
-#ifdef ZT_CUDA
-    if (FlashAttention(qp, c_)) {
-      // Per-head views of the projections [B, L, H, d_kv]: the kernels read them in place and
-      // return [B, q, H * d_kv], so no transpose is copied either way.
-      auto per_head = [&](const at::Tensor& t) { return t.view({t.size(0), t.size(1), c_.num_heads, c_.d_kv}); };
-      const at::Tensor out = ops::cuda::BiasAttentionCuda(per_head(qp), per_head(kp), per_head(vp), bias.pos, bias.mask,
-                                                          1.0, c_.dropout_rate, training);
-      if (out.defined()) return o->Linear(out);
-    }
-#endif
-    return Attend(Heads(qp), Heads(kp), Heads(vp), bias.Combined(), training);
-  }
-  // [B, L, inner] -> [B, H, L, d_kv]
-  at::Tensor Heads(const at::Tensor& t) const { return t.view({t.size(0), -1, c_.num_heads, c_.d_kv}).transpose(1, 2); }
-  // Attention over heads already projected, then the output projection: [B, q, D].  HF's
-  // computation step by step; on CUDA the 16-bit softmax runs as one kernel that computes in
-  // fp32 and rounds once (HF's result, without its fp32 copies of the scores and of their
-  // gradient).  ZT_T5_ATTENTION=sdpa takes LibTorch's fused scaled_dot_product_attention with
-  // the bias as its additive mask instead (the memory-efficient kernel: tiled, no [B, H, q, k]
-  // scores kept), which was slower here on an H200 because of the bias's gradient (BENCHMARKS.md);
-  // ZT_T5_ATTENTION=reference keeps HF's fp32 copies (comparisons).
-  at::Tensor Attend(const at::Tensor& qh, const at::Tensor& kh, const at::Tensor& vh, const at::Tensor& bias,
-                    bool training) const {
-    const AttentionPath path = qh.is_cuda() ? CudaAttentionPath() : AttentionPath::kReference;
-    if (path == AttentionPath::kSdpa) {
-      const at::Tensor mask = bias.scalar_type() == qh.scalar_type() ? bias : bias.to(qh.scalar_type());
-      const at::Tensor out = at::scaled_dot_product_attention(qh, kh, vh, mask, training ? c_.dropout_rate : 0.0,
-                                                              /*is_causal=*/false, /*scale=*/1.0);
-      return o->Linear(out.transpose(1, 2).contiguous().view({qh.size(0), -1, c_.inner_dim()}));
-    }
-    at::Tensor scores = at::matmul(qh, kh.transpose(3, 2));  // T5: no 1/sqrt(d_kv)
-    scores = scores + bias;
-    // Generation steps, and calls the flash kernels refuse, take the one-kernel 16-bit softmax.
-    const bool fused16 = path == AttentionPath::kFused16 || path == AttentionPath::kFlash;
-    at::Tensor w = fused16 && scores.scalar_type() != at::kFloat
-                       ? at::softmax(scores, -1)
-                       : at::softmax(scores.to(at::kFloat), -1).to(scores.scalar_type());
-    w = at::dropout(w, c_.dropout_rate, training);
-    const at::Tensor out = at::matmul(w, vh).transpose(1, 2).contiguous().view({qh.size(0), -1, c_.inner_dim()});
-    return o->Linear(out);
-  }
-
-  // The learned bias [1, H, q, k] for query positions q_from..q_from+q-1 and keys 0..k-1.
-  at::Tensor PositionBias(std::int64_t q_len, std::int64_t k_len, const at::Device& device,
-                          std::int64_t q_from = 0) const {
-    const auto opts = at::TensorOptions().dtype(at::kLong).device(device);
-    const at::Tensor relative = at::arange(k_len, opts).unsqueeze(0) - (at::arange(q_len, opts) + q_from).unsqueeze(1);
-    const at::Tensor buckets = Bucket(relative);
-    const at::Tensor values = at::embedding(relative_attention_bias->weight, buckets);  // [q, k, H]
-    return values.permute({2, 0, 1}).unsqueeze(0);
-  }
-
-  std::shared_ptr<Weight> q, k, v, o, relative_attention_bias;
-
- private:
-  // HF's _relative_position_bucket: exact buckets for small distances, logarithmic ones up to
-  // max_distance, the last bucket beyond; the sign gets half the buckets when bidirectional.
-  at::Tensor Bucket(at::Tensor relative) const {
-    std::int64_t buckets = c_.relative_attention_num_buckets;
-    at::Tensor result = at::zeros_like(relative);
-    if (bidirectional_) {
-      buckets /= 2;
-      result = result + (relative > 0).to(at::kLong) * buckets;
-      relative = relative.abs();
-    } else {
-      relative = -at::clamp_max(relative, 0);
-    }
-    const std::int64_t max_exact = buckets / 2;
-    const at::Tensor is_small = relative < max_exact;
-    at::Tensor large = max_exact + (at::log(relative.to(at::kFloat) / static_cast<double>(max_exact)) /
-                                    std::log(static_cast<double>(c_.relative_attention_max_distance) / max_exact) *
-                                    static_cast<double>(buckets - max_exact))
-                                       .to(at::kLong);
-    large = at::clamp_max(large, buckets - 1);
-    return result + at::where(is_small, relative, large);
-  }
-
-  const T5Config c_;
-  const bool bidirectional_;
 };
 
 class DenseActDense : public torch::nn::Module {
