@@ -1,43 +1,55 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
-#include <mma.h>
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "ops/cuda/bias_attention.h"
 
 namespace zt::ops::cuda {
 namespace {
 
-namespace wmma = nvcuda::wmma;
-
-// Every kernel runs 4 warps on a tile of 64 rows (queries in the forward and the dq pass, keys in
-// the dk/dv pass), 16 rows per warp, and streams tiles of 64 rows of the other side through
-// shared memory.  Each warp multiplies its 16-row strip on tensor cores (WMMA 16x16x16, float32
-// accumulators), stores the [16, 64] scores to shared memory, and works on them with two lanes
-// per row (lane l: row l/2, columns 2k + l%2).
+// Every kernel runs 4 warps on a tile of kM = 64 rows it owns (queries in the forward and the
+// dq pass, keys in the dk/dv pass), 16 rows per warp, and streams tiles of kN rows of the other
+// side through shared memory, two stages deep (cp.async: the next tile loads while this one is
+// multiplied).  The products are mma.sync m16n8k16 on tensor cores with float32 accumulators
+// held in registers; a product's accumulators become the next product's A operand in
+// registers (the m16n8 accumulator pairs are the m16n8k16 A layout), so scores and
+// probabilities never pass through shared memory.  A thread holds, of each 8-column slice of a
+// warp's 16 rows, rows g and g + 8 (g = lane / 4) and columns 2t, 2t + 1 (t = lane % 4).
 constexpr int kWarps = 4;
 constexpr int kThreads = 32 * kWarps;
-constexpr int kTile = 64;
-constexpr int kStrip = 16;          // rows per warp
-constexpr int kSPitch = kTile + 4;  // float row pitch of [16, 64] strips
-constexpr int kBPitch = kTile + 1;  // float row pitch of [64, 64] bias tiles (odd: no conflicts)
-constexpr int kPPitch = kTile + 8;  // 16-bit row pitch of [16, 64] strips
-constexpr int kColsPerLane = kTile / 2;
+constexpr int kM = 64;
 constexpr unsigned kFullMask = 0xffffffffu;
+constexpr float kLog2e = 1.4426950408889634f;
 
 template <int kD>
 struct Dims {
-  static_assert(kD % 16 == 0, "head dimension in whole fragments");
-  static constexpr int kPitch = kD + 8;  // 16-bit row pitch of [64, D] tiles
-  static constexpr int kFrags = kD / 16;
-  static constexpr int kOutPitch = kD + 4;  // float row pitch of a warp's [16, D] result
+  static_assert(kD == 64 || kD == 128, "head dimension 64 or 128");
+  static constexpr int kN = kD == 64 ? 64 : 32;  // rows of a streamed tile (registers bound it)
+  static constexpr int kNKey = kN / 2;           // the dk/dv pass holds two more accumulators
+  static constexpr int kPitch = kD + 8;          // 16-bit row pitch of [rows, D] tiles: no bank conflicts
+  static constexpr int kDTiles = kD / 8;         // 8-column slices of D
+  static constexpr int kNTiles = kN / 8;
+};
+
+template <typename T>
+struct Pair;
+template <>
+struct Pair<__nv_bfloat16> {
+  using Type = __nv_bfloat162;
+};
+template <>
+struct Pair<__half> {
+  using Type = __half2;
 };
 
 __device__ __forceinline__ float ToFloat(__nv_bfloat16 x) { return __bfloat162float(x); }
 __device__ __forceinline__ float ToFloat(__half x) { return __half2float(x); }
+__device__ __forceinline__ float2 ToFloat2(__nv_bfloat162 x) { return __bfloat1622float2(x); }
+__device__ __forceinline__ float2 ToFloat2(__half2 x) { return __half22float2(x); }
 template <typename T>
 __device__ __forceinline__ T FromFloat(float x);
 template <>
@@ -49,9 +61,160 @@ __device__ __forceinline__ __half FromFloat<__half>(float x) {
   return __float2half(x);
 }
 
+// Two floats rounded to T, `lo` in the low half (the lower column of an mma fragment pair).
+template <typename T>
+__device__ __forceinline__ std::uint32_t Pack(float lo, float hi) {
+  typename Pair<T>::Type v;
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    v = __floats2bfloat162_rn(lo, hi);
+  } else {
+    v = __floats2half2_rn(lo, hi);
+  }
+  return *reinterpret_cast<std::uint32_t*>(&v);
+}
+
+__device__ __forceinline__ float Exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// ---- PTX: shared-memory addresses, cp.async, ldmatrix, mma.sync ----------------------------
+
+__device__ __forceinline__ std::uint32_t SmemAddress(const void* p) {
+  return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16 bytes global -> shared without passing registers; zero-filled when !valid.
+__device__ __forceinline__ void CpAsync16(void* s, const void* g, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(SmemAddress(s)), "l"(g), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int kPending>
+__device__ __forceinline__ void CpAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
+}
+
+// Four 8x8 16-bit matrices; lanes 8m..8m+7 give the row addresses of matrix m, and register m
+// receives its (row lane/4, columns 2(lane%4), +1) -- transposed with Ldsm4T.
+__device__ __forceinline__ void Ldsm4(std::uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(SmemAddress(p)));
+}
+__device__ __forceinline__ void Ldsm4T(std::uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(SmemAddress(p)));
+}
+
+// c[16x8] += a[16x16] b[16x8].
+template <typename T>
+__device__ __forceinline__ void Mma(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0, std::uint32_t b1) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+
+// acc[n] (n < kCols/8: the warp's [16, kCols] result) += A x B^T, where A is rows warp*16.. of
+// `a` ([.., D] pitch kPitch) and B the rows 0..kCols-1 of `b` (same layout): scores q k^T.
+template <typename T, int kD, int kCols>
+__device__ __forceinline__ void RowsTimesTileT(float (&acc)[kCols / 8][4], const T* a, const T* b, int warp, int lane) {
+  constexpr int kP = Dims<kD>::kPitch;
+#pragma unroll
+  for (int kk = 0; kk < kD / 32; ++kk) {  // two 16-wide steps of D per pass
+    std::uint32_t a0[4], a1[4];
+    const T* arow = a + (warp * 16 + lane % 16) * kP + kk * 32 + (lane / 16) * 8;
+    Ldsm4(a0, arow);
+    Ldsm4(a1, arow + 16);
+#pragma unroll
+    for (int n = 0; n < kCols / 8; ++n) {
+      std::uint32_t bf[4];
+      Ldsm4(bf, b + (n * 8 + lane % 8) * kP + kk * 32 + (lane / 8) * 8);
+      Mma<T>(acc[n], a0, bf[0], bf[1]);
+      Mma<T>(acc[n], a1, bf[2], bf[3]);
+    }
+  }
+}
+
+// acc[nd] (the warp's [16, D] result) += P x tile, P the warp's [16, kCols] scores in registers
+// (rounded to T here), tile rows 0..kCols-1 of a [.., D] tile (pitch kPitch).
+template <typename T, int kD, int kCols>
+__device__ __forceinline__ void ScoresTimesTile(float (&acc)[Dims<kD>::kDTiles][4], const float (&p)[kCols / 8][4],
+                                                const T* tile, int lane) {
+  constexpr int kP = Dims<kD>::kPitch;
+#pragma unroll
+  for (int kk = 0; kk < kCols / 16; ++kk) {
+    const std::uint32_t pa[4] = {Pack<T>(p[2 * kk][0], p[2 * kk][1]), Pack<T>(p[2 * kk][2], p[2 * kk][3]),
+                                 Pack<T>(p[2 * kk + 1][0], p[2 * kk + 1][1]),
+                                 Pack<T>(p[2 * kk + 1][2], p[2 * kk + 1][3])};
+#pragma unroll
+    for (int nd = 0; nd < kD / 16; ++nd) {
+      std::uint32_t bf[4];
+      Ldsm4T(bf, tile + (kk * 16 + lane % 8 + ((lane / 8) % 2) * 8) * kP + nd * 16 + (lane / 16) * 8);
+      Mma<T>(acc[2 * nd], pa, bf[0], bf[1]);
+      Mma<T>(acc[2 * nd + 1], pa, bf[2], bf[3]);
+    }
+  }
+}
+
+// Rows row0.. of a [L, D] operand (rows `sl` apart) into s (pitch kPitch), zero past len.
+template <typename T, int kD, int kRows>
+__device__ __forceinline__ void LoadTileAsync(T* s, const T* g, std::int64_t sl, std::int64_t row0, std::int64_t len) {
+  constexpr int kVecs = kD / 8;
+  static_assert(kRows * kVecs % kThreads == 0, "whole iterations");
+#pragma unroll
+  for (int t = 0; t < kRows * kVecs / kThreads; ++t) {
+    const int idx = threadIdx.x + t * kThreads, r = idx / kVecs, c = (idx % kVecs) * 8;
+    const std::int64_t row = row0 + r;
+    const bool ok = row < len;
+    CpAsync16(s + r * Dims<kD>::kPitch + c, ok ? g + row * sl + c : g, ok);
+  }
+}
+
+// Whether a bias's rows of keys can be copied 16 bytes at a time.
+__device__ __forceinline__ bool Vectorisable(const BiasView& v, std::int64_t lk) {
+  return v.sj == 1 && reinterpret_cast<std::uintptr_t>(v.ptr) % 16 == 0 && v.sb % 8 == 0 && v.sh % 8 == 0 &&
+         v.si % 8 == 0 && lk % 8 == 0;
+}
+
+// The [kRows queries, kCols keys] tile of a bias from (i0, j0) into s (pitch kCols + 8), zero
+// outside [lq, lk]: cp.async when `vec`, else element by element.
+template <typename T, int kRows, int kCols>
+__device__ __forceinline__ void LoadBiasAsync(T* s, const BiasView& v, std::int64_t b, std::int64_t h, std::int64_t i0,
+                                              std::int64_t j0, std::int64_t lq, std::int64_t lk, bool vec) {
+  const T* base = static_cast<const T*>(v.ptr) + b * v.sb + h * v.sh;
+  constexpr int kPitch = kCols + 8;
+  if (vec) {
+    constexpr int kVecs = kCols / 8;
+    for (int idx = threadIdx.x; idx < kRows * kVecs; idx += kThreads) {
+      const int r = idx / kVecs, c = (idx % kVecs) * 8;
+      const std::int64_t i = i0 + r, j = j0 + c;
+      const bool ok = i < lq && j < lk;
+      CpAsync16(s + r * kPitch + c, ok ? base + i * v.si + j : base, ok);
+    }
+  } else {
+    for (int idx = threadIdx.x; idx < kRows * kCols; idx += kThreads) {
+      const int r = idx / kCols, c = idx % kCols;
+      const std::int64_t i = i0 + r, j = j0 + c;
+      s[r * kPitch + c] = i < lq && j < lk ? base[i * v.si + j * v.sj] : FromFloat<T>(0.f);
+    }
+  }
+}
+
 struct Dropout {
   std::uint32_t seed_lo, seed_hi;
-  std::uint32_t threshold;  // 0: no dropout
+  std::uint32_t threshold;  // out of 65536; 0: no dropout
   float keep_scale;         // 1 / (1 - p)
 };
 
@@ -65,252 +228,169 @@ __device__ __forceinline__ std::uint32_t Mix32(std::uint32_t x) {
   return x;
 }
 
-// The dropout draw of element (bh, i, j) is Mix32(RowKey(bh, i) ^ j * golden): kept when it
-// clears the threshold.  Row keys are computed once per row where the row is fixed.
+// Element (bh, i, j) is kept when its 16-bit draw clears the threshold.  One hash gives the
+// draws of keys j and j + 1 (j even): Draws(RowKey(bh, i), j) holds key j's in its low half.
 __device__ __forceinline__ std::uint32_t RowKey(const Dropout& d, std::int64_t bh, std::int64_t i) {
   return Mix32(d.seed_lo ^ Mix32(d.seed_hi + static_cast<std::uint32_t>(bh) * 0x85ebca6bu +
                                  static_cast<std::uint32_t>(i) * 0xc2b2ae35u));
 }
-__device__ __forceinline__ bool Keep(const Dropout& d, std::uint32_t row_key, std::int64_t j) {
-  return Mix32(row_key ^ (static_cast<std::uint32_t>(j) * 0x9e3779b1u)) >= d.threshold;
+__device__ __forceinline__ std::uint32_t Draws(std::uint32_t row_key, std::int64_t j) {
+  return Mix32(row_key ^ (static_cast<std::uint32_t>(j >> 1) * 0x9e3779b1u));
 }
-
-// s[r][c] = rows row0 + r of a [L, D] operand (rows `sl` apart), zero past len.  16-byte moves;
-// every load is issued before the first store, so their latencies overlap.
-template <typename T, int kD>
-__device__ __forceinline__ void LoadTile(T* __restrict__ s, const T* __restrict__ g, std::int64_t sl, std::int64_t row0,
-                                         std::int64_t len) {
-  constexpr int kVecs = kD / 8;
-  constexpr int kIters = kTile * kVecs / kThreads;
-  static_assert(kTile * kVecs % kThreads == 0, "whole iterations");
-  uint4 val[kIters];
-#pragma unroll
-  for (int t = 0; t < kIters; ++t) {
-    const int idx = threadIdx.x + t * kThreads, r = idx / kVecs, c = (idx % kVecs) * 8;
-    const std::int64_t row = row0 + r;
-    val[t] = row < len ? *reinterpret_cast<const uint4*>(g + row * sl + c) : make_uint4(0, 0, 0, 0);
-  }
-#pragma unroll
-  for (int t = 0; t < kIters; ++t) {
-    const int idx = threadIdx.x + t * kThreads, r = idx / kVecs, c = (idx % kVecs) * 8;
-    *reinterpret_cast<uint4*>(s + r * Dims<kD>::kPitch + c) = val[t];
-  }
+__device__ __forceinline__ bool KeptLow(const Dropout& d, std::uint32_t draws) {
+  return (draws & 0xffffu) >= d.threshold;
 }
-
-// The [64 queries, 64 keys] tile of pos + mask from (i0, j0) as float (pitch kBPitch), -inf
-// past either length.  keys_major stores it as s[key][query].  A thread keeps one key column;
-// consecutive threads read consecutive keys.
-template <typename T>
-__device__ __forceinline__ void LoadBiasTile(float* __restrict__ s, const BiasView& pos, const BiasView& mask,
-                                             std::int64_t b, std::int64_t h, std::int64_t i0, std::int64_t j0,
-                                             std::int64_t lq, std::int64_t lk, bool keys_major) {
-  const int c = threadIdx.x % kTile;
-  const std::int64_t j = j0 + c;
-  const bool key_ok = j < lk;
-  const T* p = static_cast<const T*>(pos.ptr);
-  const T* m = static_cast<const T*>(mask.ptr);
-  if (p != nullptr) p += h * pos.sh + i0 * pos.si + j * pos.sj;
-  if (m != nullptr) m += b * mask.sb + h * mask.sh + i0 * mask.si + j * mask.sj;
-  const int rows = static_cast<int>(lq - i0 < kTile ? lq - i0 : kTile);
-  constexpr int kStep = kThreads / kTile, kBatch = 8;
-  const int r0 = threadIdx.x / kTile;
-  // kBatch loads at a time before their sums and stores, so their latencies overlap.
-#pragma unroll 1
-  for (int first = r0; first < kTile; first += kBatch * kStep) {
-    T pv[kBatch], mv[kBatch];
-#pragma unroll
-    for (int t = 0; t < kBatch; ++t) {
-      const int r = first + t * kStep;
-      const bool ok = key_ok && r < rows;
-      pv[t] = p != nullptr && ok ? p[r * pos.si] : FromFloat<T>(0.f);
-      mv[t] = m != nullptr && ok ? m[r * mask.si] : FromFloat<T>(0.f);
-    }
-#pragma unroll
-    for (int t = 0; t < kBatch; ++t) {
-      const int r = first + t * kStep;
-      const float x = key_ok && r < rows ? ToFloat(pv[t]) + ToFloat(mv[t]) : -INFINITY;
-      s[keys_major ? c * kBPitch + r : r * kBPitch + c] = x;
-    }
-  }
-}
-
-template <typename T>
-using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major>;
-template <typename T>
-using FragBRow = wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major>;
-template <typename T>
-using FragBCol = wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major>;
-using FragC = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
-
-// out[16, 64] (float, pitch kSPitch) = a[16, D] (kFrags fragments) x tile[64, D]^T.
-template <typename T, int kD>
-__device__ __forceinline__ void StripTimesTileT(const FragA<T> (&a)[Dims<kD>::kFrags], const T* tile, float* out) {
-#pragma unroll
-  for (int n = 0; n < kTile / 16; ++n) {
-    FragC acc;
-    wmma::fill_fragment(acc, 0.f);
-#pragma unroll
-    for (int kk = 0; kk < Dims<kD>::kFrags; ++kk) {
-      FragBCol<T> bf;
-      wmma::load_matrix_sync(bf, tile + n * 16 * Dims<kD>::kPitch + kk * 16, Dims<kD>::kPitch);
-      wmma::mma_sync(acc, a[kk], bf, acc);
-    }
-    wmma::store_matrix_sync(out + n * 16, acc, kSPitch, wmma::mem_row_major);
-  }
-}
-
-// acc[16, D] += strip[16, 64] (16-bit, pitch kPPitch) x tile[64, D].
-template <typename T, int kD>
-__device__ __forceinline__ void StripTimesTile(const T* strip, const T* tile, FragC (&acc)[Dims<kD>::kFrags]) {
-#pragma unroll
-  for (int kk = 0; kk < kTile / 16; ++kk) {
-    FragA<T> af;
-    wmma::load_matrix_sync(af, strip + kk * 16, kPPitch);
-#pragma unroll
-    for (int n = 0; n < Dims<kD>::kFrags; ++n) {
-      FragBRow<T> bf;
-      wmma::load_matrix_sync(bf, tile + kk * 16 * Dims<kD>::kPitch + n * 16, Dims<kD>::kPitch);
-      wmma::mma_sync(acc[n], af, bf, acc[n]);
-    }
-  }
-}
-
-template <typename T, int kD>
-__device__ __forceinline__ void LoadStrip(FragA<T> (&a)[Dims<kD>::kFrags], const T* tile, int warp) {
-#pragma unroll
-  for (int kk = 0; kk < Dims<kD>::kFrags; ++kk) {
-    wmma::load_matrix_sync(a[kk], tile + warp * kStrip * Dims<kD>::kPitch + kk * 16, Dims<kD>::kPitch);
-  }
-}
-
-// Writes a warp's [16, D] accumulators (times `scale`) to rows row0.. of a [L, D] operand,
-// through `stage` (float, 16 x kOutPitch, the warp's own).
-template <typename T, int kD>
-__device__ __forceinline__ void StoreStrip(FragC (&acc)[Dims<kD>::kFrags], float* stage, T* g, std::int64_t sl,
-                                           std::int64_t row0, std::int64_t len, float scale) {
-#pragma unroll
-  for (int n = 0; n < Dims<kD>::kFrags; ++n) {
-    wmma::store_matrix_sync(stage + n * 16, acc[n], Dims<kD>::kOutPitch, wmma::mem_row_major);
-  }
-  __syncwarp();
-  const int lane = threadIdx.x % 32;
-  constexpr int kVecs = kD / 8;
-  for (int idx = lane; idx < kStrip * kVecs; idx += 32) {
-    const int r = idx / kVecs, c = (idx % kVecs) * 8;
-    const std::int64_t row = row0 + r;
-    if (row >= len) continue;
-    alignas(16) T v[8];
-#pragma unroll
-    for (int e = 0; e < 8; ++e) v[e] = FromFloat<T>(stage[r * Dims<kD>::kOutPitch + c + e] * scale);
-    *reinterpret_cast<uint4*>(g + row * sl + c) = *reinterpret_cast<const uint4*>(v);
-  }
-}
+__device__ __forceinline__ bool KeptHigh(const Dropout& d, std::uint32_t draws) { return (draws >> 16) >= d.threshold; }
 
 constexpr std::size_t Align(std::size_t bytes) { return (bytes + 127) / 128 * 128; }
 
 template <typename T, int kD>
 struct ForwardSmem {
-  static constexpr std::size_t kTileBytes = Align(sizeof(T) * kTile * Dims<kD>::kPitch);
-  static constexpr std::size_t kQ = 0, kK = kQ + kTileBytes, kV = kK + kTileBytes, kS = kV + kTileBytes;
-  static constexpr std::size_t kP = kS + Align(sizeof(float) * kWarps * kStrip * kSPitch);
-  static constexpr std::size_t kBias = kP + Align(sizeof(T) * kWarps * kStrip * kPPitch);
-  static constexpr std::size_t kBytes = kBias + Align(sizeof(float) * kTile * kBPitch);
-  static_assert(2 * kTileBytes >= sizeof(float) * kWarps * kStrip * Dims<kD>::kOutPitch, "output stage fits K, V");
+  static constexpr std::size_t kOwn = Align(sizeof(T) * kM * Dims<kD>::kPitch);
+  static constexpr std::size_t kTile = Align(sizeof(T) * Dims<kD>::kN * Dims<kD>::kPitch);
+  static constexpr std::size_t kBias = Align(sizeof(T) * kM * (Dims<kD>::kN + 8));
+  static constexpr std::size_t kQ = 0, kK = kOwn, kV = kK + 2 * kTile, kPos = kV + 2 * kTile;
+  static constexpr std::size_t kMask = kPos + 2 * kBias, kBytes = kMask + 2 * kBias;
 };
 
+// A block per (query tile, b, h), one pass over the keys with a running max (online softmax).
 template <typename T, int kD>
 __global__ void __launch_bounds__(kThreads)
     ForwardKernel(BiasAttentionShape sh, HeadsView q, HeadsView k, HeadsView v, BiasView pos, BiasView mask,
                   HeadsOut out, float* __restrict__ lse, Dropout drop) {
-  using L = ForwardSmem<T, kD>;
+  using S = ForwardSmem<T, kD>;
+  constexpr int kN = Dims<kD>::kN, kNT = Dims<kD>::kNTiles, kDT = Dims<kD>::kDTiles, kBP = kN + 8;
   extern __shared__ __align__(128) unsigned char smem[];
-  T* s_q = reinterpret_cast<T*>(smem + L::kQ);
-  T* s_k = reinterpret_cast<T*>(smem + L::kK);
-  T* s_v = reinterpret_cast<T*>(smem + L::kV);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  float* s_s = reinterpret_cast<float*>(smem + L::kS) + warp * kStrip * kSPitch;
-  T* s_p = reinterpret_cast<T*>(smem + L::kP) + warp * kStrip * kPPitch;
-  float* s_bias = reinterpret_cast<float*>(smem + L::kBias);
+  T* s_q = reinterpret_cast<T*>(smem + S::kQ);
+  auto s_k = [&](int st) { return reinterpret_cast<T*>(smem + S::kK + st * S::kTile); };
+  auto s_v = [&](int st) { return reinterpret_cast<T*>(smem + S::kV + st * S::kTile); };
+  auto s_pos = [&](int st) { return reinterpret_cast<T*>(smem + S::kPos + st * S::kBias); };
+  auto s_mask = [&](int st) { return reinterpret_cast<T*>(smem + S::kMask + st * S::kBias); };
 
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
   const std::int64_t bh = blockIdx.y, b = bh / sh.heads, h = bh % sh.heads;
-  const std::int64_t i0 = static_cast<std::int64_t>(blockIdx.x) * kTile;
-  const T* gq = static_cast<const T*>(q.ptr) + b * q.sb + h * q.sh;
+  const std::int64_t i0 = static_cast<std::int64_t>(blockIdx.x) * kM;
   const T* gk = static_cast<const T*>(k.ptr) + b * k.sb + h * k.sh;
   const T* gv = static_cast<const T*>(v.ptr) + b * v.sb + h * v.sh;
-  const int r = lane / 2, half = lane % 2;
-  const int brow = warp * kStrip + r;  // the lane's row within the block's tile
-  const std::int64_t i = i0 + brow;
+  const bool has_pos = pos.ptr != nullptr, has_mask = mask.ptr != nullptr;
+  const bool pos_vec = has_pos && Vectorisable(pos, sh.k_len), mask_vec = has_mask && Vectorisable(mask, sh.k_len);
+  const int tiles = static_cast<int>((sh.k_len + kN - 1) / kN);
 
-  LoadTile<T, kD>(s_q, gq, q.sl, i0, sh.q_len);
-  __syncthreads();
-  FragA<T> qf[Dims<kD>::kFrags];
-  LoadStrip<T, kD>(qf, s_q, warp);
+  auto issue = [&](int tile) {
+    const int st = tile % 2;
+    const std::int64_t j0 = static_cast<std::int64_t>(tile) * kN;
+    LoadTileAsync<T, kD, kN>(s_k(st), gk, k.sl, j0, sh.k_len);
+    LoadTileAsync<T, kD, kN>(s_v(st), gv, v.sl, j0, sh.k_len);
+    if (has_pos) LoadBiasAsync<T, kM, kN>(s_pos(st), pos, b, h, i0, j0, sh.q_len, sh.k_len, pos_vec);
+    if (has_mask) LoadBiasAsync<T, kM, kN>(s_mask(st), mask, b, h, i0, j0, sh.q_len, sh.k_len, mask_vec);
+    CpAsyncCommit();
+  };
+  LoadTileAsync<T, kD, kM>(s_q, static_cast<const T*>(q.ptr) + b * q.sb + h * q.sh, q.sl, i0, sh.q_len);
+  issue(0);
 
-  // Pass 1: the row logsumexp.
-  float m = -INFINITY, l = 0.f;
-  for (std::int64_t j0 = 0; j0 < sh.k_len; j0 += kTile) {
-    __syncthreads();
-    LoadTile<T, kD>(s_k, gk, k.sl, j0, sh.k_len);
-    LoadBiasTile<T>(s_bias, pos, mask, b, h, i0, j0, sh.q_len, sh.k_len, false);
-    __syncthreads();
-    StripTimesTileT<T, kD>(qf, s_k, s_s);
-    __syncwarp();
-    float x[kColsPerLane];
-    float tmax = -INFINITY;
-#pragma unroll
-    for (int t = 0; t < kColsPerLane; ++t) {
-      const int c = 2 * t + half;
-      x[t] = s_s[r * kSPitch + c] * sh.scale + s_bias[brow * kBPitch + c];
-      tmax = fmaxf(tmax, x[t]);
-    }
-    tmax = fmaxf(tmax, __shfl_xor_sync(kFullMask, tmax, 1));
-    const float m_new = fmaxf(m, tmax);
-    // Rows past q_len (and rows with no key yet) stay at -inf; every lane still takes part in
-    // the shuffle, which a diverged lane would hang.
-    float sum = 0.f;
-    if (m_new != -INFINITY) {
-#pragma unroll
-      for (int t = 0; t < kColsPerLane; ++t) sum += __expf(x[t] - m_new);
-    }
-    sum += __shfl_xor_sync(kFullMask, sum, 1);
-    if (m_new != -INFINITY) {
-      l = l * __expf(m - m_new) + sum;
-      m = m_new;
-    }
+  const int row[2] = {warp * 16 + g, warp * 16 + g + 8};  // the thread's rows within the tile
+  std::uint32_t row_key[2] = {0u, 0u};
+  if (drop.threshold != 0) {
+    row_key[0] = RowKey(drop, bh, i0 + row[0]);
+    row_key[1] = RowKey(drop, bh, i0 + row[1]);
   }
-  const float row_lse = l > 0.f ? m + __logf(l) : -INFINITY;
-  if (half == 0 && i < sh.q_len) lse[bh * sh.q_len + i] = row_lse;
-
-  // Pass 2: out = P v with the final probabilities.
-  const std::uint32_t row_key = drop.threshold != 0 ? RowKey(drop, bh, i) : 0u;
-  FragC acc[Dims<kD>::kFrags];
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  float acc[kDT][4];
 #pragma unroll
-  for (int n = 0; n < Dims<kD>::kFrags; ++n) wmma::fill_fragment(acc[n], 0.f);
-  for (std::int64_t j0 = 0; j0 < sh.k_len; j0 += kTile) {
+  for (int n = 0; n < kDT; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
+
+  for (int tile = 0; tile < tiles; ++tile) {
+    if (tile + 1 < tiles) {
+      issue(tile + 1);
+      CpAsyncWait<1>();
+    } else {
+      CpAsyncWait<0>();
+    }
     __syncthreads();
-    LoadTile<T, kD>(s_k, gk, k.sl, j0, sh.k_len);
-    LoadTile<T, kD>(s_v, gv, v.sl, j0, sh.k_len);
-    LoadBiasTile<T>(s_bias, pos, mask, b, h, i0, j0, sh.q_len, sh.k_len, false);
-    __syncthreads();
-    StripTimesTileT<T, kD>(qf, s_k, s_s);
-    __syncwarp();
-#pragma unroll 8
-    for (int t = 0; t < kColsPerLane; ++t) {
-      const int c = 2 * t + half;
-      const float x = s_s[r * kSPitch + c] * sh.scale + s_bias[brow * kBPitch + c];
-      float p = row_lse == -INFINITY ? 0.f : __expf(x - row_lse);
-      if (drop.threshold != 0) {
-        p = Keep(drop, row_key, j0 + c) ? p * drop.keep_scale : 0.f;
+    const int st = tile % 2;
+    const std::int64_t j0 = static_cast<std::int64_t>(tile) * kN;
+    float s[kNT][4];
+#pragma unroll
+    for (int n = 0; n < kNT; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+    RowsTimesTileT<T, kD, kN>(s, s_q, s_k(st), warp, lane);
+
+    const bool edge = j0 + kN > sh.k_len;
+    float mx[2] = {m[0], m[1]};
+#pragma unroll
+    for (int n = 0; n < kNT; ++n) {
+      const int c = n * 8 + 2 * t4;
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        float x0 = s[n][2 * r] * sh.scale, x1 = s[n][2 * r + 1] * sh.scale;
+        if (has_pos) {
+          const float2 p = ToFloat2(*reinterpret_cast<const typename Pair<T>::Type*>(s_pos(st) + row[r] * kBP + c));
+          x0 += p.x;
+          x1 += p.y;
+        }
+        if (has_mask) {
+          const float2 p = ToFloat2(*reinterpret_cast<const typename Pair<T>::Type*>(s_mask(st) + row[r] * kBP + c));
+          x0 += p.x;
+          x1 += p.y;
+        }
+        if (edge) {
+          if (j0 + c >= sh.k_len) x0 = -INFINITY;
+          if (j0 + c + 1 >= sh.k_len) x1 = -INFINITY;
+        }
+        s[n][2 * r] = x0;
+        s[n][2 * r + 1] = x1;
+        mx[r] = fmaxf(mx[r], fmaxf(x0, x1));
       }
-      s_p[r * kPPitch + c] = FromFloat<T>(p);
     }
-    __syncwarp();
-    StripTimesTile<T, kD>(s_p, s_v, acc);
+    float base[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(kFullMask, mx[r], 1));
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(kFullMask, mx[r], 2));
+      base[r] = mx[r] == -INFINITY ? 0.f : mx[r];  // a row with no key yet stays at zero
+      const float alpha = Exp2((m[r] - base[r]) * kLog2e);
+      m[r] = mx[r];
+      l[r] *= alpha;
+#pragma unroll
+      for (int n = 0; n < kDT; ++n) {
+        acc[n][2 * r] *= alpha;
+        acc[n][2 * r + 1] *= alpha;
+      }
+    }
+#pragma unroll
+    for (int n = 0; n < kNT; ++n) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        float p0 = Exp2((s[n][2 * r] - base[r]) * kLog2e), p1 = Exp2((s[n][2 * r + 1] - base[r]) * kLog2e);
+        l[r] += p0 + p1;  // this thread's columns; the quad's sum is taken at the end
+        if (drop.threshold != 0) {
+          const std::uint32_t d = Draws(row_key[r], j0 + n * 8 + 2 * t4);
+          p0 = KeptLow(drop, d) ? p0 * drop.keep_scale : 0.f;
+          p1 = KeptHigh(drop, d) ? p1 * drop.keep_scale : 0.f;
+        }
+        s[n][2 * r] = p0;
+        s[n][2 * r + 1] = p1;
+      }
+    }
+    ScoresTimesTile<T, kD, kN>(acc, s, s_v(st), lane);
+    __syncthreads();  // every warp is done with stage st before it is loaded again
   }
-  __syncthreads();  // K and V are free: they stage the output
-  float* stage = reinterpret_cast<float*>(smem + L::kK) + warp * kStrip * Dims<kD>::kOutPitch;
-  StoreStrip<T, kD>(acc, stage, static_cast<T*>(out.ptr) + b * out.sb + h * out.sh, out.sl, i0 + warp * kStrip,
-                    sh.q_len, 1.f);
+
+  T* go = static_cast<T*>(out.ptr) + b * out.sb + h * out.sh;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    l[r] += __shfl_xor_sync(kFullMask, l[r], 1);
+    l[r] += __shfl_xor_sync(kFullMask, l[r], 2);
+    const std::int64_t i = i0 + row[r];
+    if (i >= sh.q_len) continue;
+    const float inv = l[r] > 0.f ? 1.f / l[r] : 0.f;
+    const float base = m[r] == -INFINITY ? 0.f : m[r];
+    if (t4 == 0) lse[bh * sh.q_len + i] = l[r] > 0.f ? base + __logf(l[r]) : -INFINITY;
+#pragma unroll
+    for (int n = 0; n < kDT; ++n) {
+      *reinterpret_cast<std::uint32_t*>(go + i * out.sl + n * 8 + 2 * t4) =
+          Pack<T>(acc[n][2 * r] * inv, acc[n][2 * r + 1] * inv);
+    }
+  }
 }
 
 // delta[bh, i] = dout_i . out_i in float32, one warp per row.
@@ -331,13 +411,11 @@ __global__ void DeltaKernel(BiasAttentionShape sh, HeadsView out, HeadsView dout
 
 template <typename T, int kD>
 struct QuerySmem {
-  static constexpr std::size_t kTileBytes = Align(sizeof(T) * kTile * Dims<kD>::kPitch);
-  static constexpr std::size_t kStripF = Align(sizeof(float) * kWarps * kStrip * kSPitch);
-  static constexpr std::size_t kQ = 0, kDo = kTileBytes, kK = 2 * kTileBytes, kV = 3 * kTileBytes;
-  static constexpr std::size_t kS = 4 * kTileBytes, kDp = kS + kStripF, kDs = kDp + kStripF;
-  static constexpr std::size_t kBias = kDs + Align(sizeof(T) * kWarps * kStrip * kPPitch);
-  static constexpr std::size_t kBytes = kBias + Align(sizeof(float) * kTile * kBPitch);
-  static_assert(2 * kTileBytes >= sizeof(float) * kWarps * kStrip * Dims<kD>::kOutPitch, "output stage fits K, V");
+  static constexpr std::size_t kOwn = Align(sizeof(T) * kM * Dims<kD>::kPitch);
+  static constexpr std::size_t kTile = Align(sizeof(T) * Dims<kD>::kN * Dims<kD>::kPitch);
+  static constexpr std::size_t kBias = Align(sizeof(T) * kM * (Dims<kD>::kN + 8));
+  static constexpr std::size_t kQ = 0, kDo = kOwn, kK = 2 * kOwn, kV = kK + 2 * kTile, kPos = kV + 2 * kTile;
+  static constexpr std::size_t kMask = kPos + 2 * kBias, kBytes = kMask + 2 * kBias;
 };
 
 // A block per (query tile, b, h): dq = scale * dS k, and dS (summed over the batch) into dpos.
@@ -346,173 +424,260 @@ __global__ void __launch_bounds__(kThreads)
     BackwardQueryKernel(BiasAttentionShape sh, HeadsView q, HeadsView k, HeadsView v, BiasView pos, BiasView mask,
                         HeadsView dout, const float* __restrict__ lse, const float* __restrict__ delta, HeadsOut dq,
                         float* __restrict__ dpos, Dropout drop) {
-  using L = QuerySmem<T, kD>;
+  using S = QuerySmem<T, kD>;
+  constexpr int kN = Dims<kD>::kN, kNT = Dims<kD>::kNTiles, kDT = Dims<kD>::kDTiles, kBP = kN + 8;
   extern __shared__ __align__(128) unsigned char smem[];
-  T* s_q = reinterpret_cast<T*>(smem + L::kQ);
-  T* s_do = reinterpret_cast<T*>(smem + L::kDo);
-  T* s_k = reinterpret_cast<T*>(smem + L::kK);
-  T* s_v = reinterpret_cast<T*>(smem + L::kV);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  float* s_s = reinterpret_cast<float*>(smem + L::kS) + warp * kStrip * kSPitch;
-  float* s_dp = reinterpret_cast<float*>(smem + L::kDp) + warp * kStrip * kSPitch;
-  T* s_ds = reinterpret_cast<T*>(smem + L::kDs) + warp * kStrip * kPPitch;
-  float* s_bias = reinterpret_cast<float*>(smem + L::kBias);
+  T* s_q = reinterpret_cast<T*>(smem + S::kQ);
+  T* s_do = reinterpret_cast<T*>(smem + S::kDo);
+  auto s_k = [&](int st) { return reinterpret_cast<T*>(smem + S::kK + st * S::kTile); };
+  auto s_v = [&](int st) { return reinterpret_cast<T*>(smem + S::kV + st * S::kTile); };
+  auto s_pos = [&](int st) { return reinterpret_cast<T*>(smem + S::kPos + st * S::kBias); };
+  auto s_mask = [&](int st) { return reinterpret_cast<T*>(smem + S::kMask + st * S::kBias); };
 
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
   const std::int64_t bh = blockIdx.y, b = bh / sh.heads, h = bh % sh.heads;
-  const std::int64_t i0 = static_cast<std::int64_t>(blockIdx.x) * kTile;
+  const std::int64_t i0 = static_cast<std::int64_t>(blockIdx.x) * kM;
   const T* gk = static_cast<const T*>(k.ptr) + b * k.sb + h * k.sh;
   const T* gv = static_cast<const T*>(v.ptr) + b * v.sb + h * v.sh;
-  const int r = lane / 2, half = lane % 2;
-  const int brow = warp * kStrip + r;
-  const std::int64_t i = i0 + brow;
-  const float row_lse = i < sh.q_len ? lse[bh * sh.q_len + i] : -INFINITY;
-  const float row_delta = i < sh.q_len ? delta[bh * sh.q_len + i] : 0.f;
-  const std::uint32_t row_key = drop.threshold != 0 ? RowKey(drop, bh, i) : 0u;
+  const bool has_pos = pos.ptr != nullptr, has_mask = mask.ptr != nullptr;
+  const bool pos_vec = has_pos && Vectorisable(pos, sh.k_len), mask_vec = has_mask && Vectorisable(mask, sh.k_len);
+  const bool pairs = sh.k_len % 2 == 0;  // a row's (j, j + 1) are 8-byte aligned in dpos
+  const int tiles = static_cast<int>((sh.k_len + kN - 1) / kN);
 
-  LoadTile<T, kD>(s_q, static_cast<const T*>(q.ptr) + b * q.sb + h * q.sh, q.sl, i0, sh.q_len);
-  LoadTile<T, kD>(s_do, static_cast<const T*>(dout.ptr) + b * dout.sb + h * dout.sh, dout.sl, i0, sh.q_len);
-  __syncthreads();
-  FragA<T> qf[Dims<kD>::kFrags], dof[Dims<kD>::kFrags];
-  LoadStrip<T, kD>(qf, s_q, warp);
-  LoadStrip<T, kD>(dof, s_do, warp);
-  FragC acc[Dims<kD>::kFrags];
+  auto issue = [&](int tile) {
+    const int st = tile % 2;
+    const std::int64_t j0 = static_cast<std::int64_t>(tile) * kN;
+    LoadTileAsync<T, kD, kN>(s_k(st), gk, k.sl, j0, sh.k_len);
+    LoadTileAsync<T, kD, kN>(s_v(st), gv, v.sl, j0, sh.k_len);
+    if (has_pos) LoadBiasAsync<T, kM, kN>(s_pos(st), pos, b, h, i0, j0, sh.q_len, sh.k_len, pos_vec);
+    if (has_mask) LoadBiasAsync<T, kM, kN>(s_mask(st), mask, b, h, i0, j0, sh.q_len, sh.k_len, mask_vec);
+    CpAsyncCommit();
+  };
+  LoadTileAsync<T, kD, kM>(s_q, static_cast<const T*>(q.ptr) + b * q.sb + h * q.sh, q.sl, i0, sh.q_len);
+  LoadTileAsync<T, kD, kM>(s_do, static_cast<const T*>(dout.ptr) + b * dout.sb + h * dout.sh, dout.sl, i0, sh.q_len);
+  issue(0);
+
+  const int row[2] = {warp * 16 + g, warp * 16 + g + 8};
+  float row_lse[2], row_delta[2];
+  std::uint32_t row_key[2] = {0u, 0u};
 #pragma unroll
-  for (int n = 0; n < Dims<kD>::kFrags; ++n) wmma::fill_fragment(acc[n], 0.f);
+  for (int r = 0; r < 2; ++r) {
+    const std::int64_t i = i0 + row[r];
+    row_lse[r] = i < sh.q_len ? lse[bh * sh.q_len + i] : -INFINITY;
+    row_delta[r] = i < sh.q_len ? delta[bh * sh.q_len + i] : 0.f;
+    if (drop.threshold != 0) row_key[r] = RowKey(drop, bh, i);
+  }
+  float acc[kDT][4];
+#pragma unroll
+  for (int n = 0; n < kDT; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
 
-  for (std::int64_t j0 = 0; j0 < sh.k_len; j0 += kTile) {
-    __syncthreads();
-    LoadTile<T, kD>(s_k, gk, k.sl, j0, sh.k_len);
-    LoadTile<T, kD>(s_v, gv, v.sl, j0, sh.k_len);
-    LoadBiasTile<T>(s_bias, pos, mask, b, h, i0, j0, sh.q_len, sh.k_len, false);
-    __syncthreads();
-    StripTimesTileT<T, kD>(qf, s_k, s_s);
-    StripTimesTileT<T, kD>(dof, s_v, s_dp);
-    __syncwarp();
-#pragma unroll 8
-    for (int t = 0; t < kColsPerLane; ++t) {
-      const int c = 2 * t + half;
-      const float x = s_s[r * kSPitch + c] * sh.scale + s_bias[brow * kBPitch + c];
-      const float p = row_lse == -INFINITY ? 0.f : __expf(x - row_lse);
-      float z = 1.f;
-      if (drop.threshold != 0) {
-        z = Keep(drop, row_key, j0 + c) ? drop.keep_scale : 0.f;
-      }
-      const float ds = p * (s_dp[r * kSPitch + c] * z - row_delta);
-      s_s[r * kSPitch + c] = ds;
-      s_ds[r * kPPitch + c] = FromFloat<T>(ds);
+  for (int tile = 0; tile < tiles; ++tile) {
+    if (tile + 1 < tiles) {
+      issue(tile + 1);
+      CpAsyncWait<1>();
+    } else {
+      CpAsyncWait<0>();
     }
-    __syncwarp();
-    if (dpos != nullptr) {  // a row at a time: 32 lanes, consecutive keys
-      for (int rr = 0; rr < kStrip; ++rr) {
-        const std::int64_t ii = i0 + warp * kStrip + rr;
-        if (ii >= sh.q_len) break;
-        for (int c = lane; c < kTile; c += 32) {
-          const std::int64_t j = j0 + c;
-          if (j < sh.k_len) atomicAdd(dpos + (h * sh.q_len + ii) * sh.k_len + j, s_s[rr * kSPitch + c]);
+    __syncthreads();
+    const int st = tile % 2;
+    const std::int64_t j0 = static_cast<std::int64_t>(tile) * kN;
+    float s[kNT][4], dp[kNT][4];
+#pragma unroll
+    for (int n = 0; n < kNT; ++n) {
+      s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+      dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.f;
+    }
+    RowsTimesTileT<T, kD, kN>(s, s_q, s_k(st), warp, lane);
+    RowsTimesTileT<T, kD, kN>(dp, s_do, s_v(st), warp, lane);
+
+    const bool edge = j0 + kN > sh.k_len;
+#pragma unroll
+    for (int n = 0; n < kNT; ++n) {
+      const int c = n * 8 + 2 * t4;
+      const std::int64_t j = j0 + c;
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        float x[2] = {s[n][2 * r] * sh.scale, s[n][2 * r + 1] * sh.scale};
+        if (has_pos) {
+          const float2 p = ToFloat2(*reinterpret_cast<const typename Pair<T>::Type*>(s_pos(st) + row[r] * kBP + c));
+          x[0] += p.x;
+          x[1] += p.y;
+        }
+        if (has_mask) {
+          const float2 p = ToFloat2(*reinterpret_cast<const typename Pair<T>::Type*>(s_mask(st) + row[r] * kBP + c));
+          x[0] += p.x;
+          x[1] += p.y;
+        }
+        const std::uint32_t d = drop.threshold != 0 ? Draws(row_key[r], j) : 0u;
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const bool valid = row_lse[r] != -INFINITY && !(edge && j + e >= sh.k_len);
+          const float p = valid ? Exp2((x[e] - row_lse[r]) * kLog2e) : 0.f;
+          float z = 1.f;
+          if (drop.threshold != 0) z = (e == 0 ? KeptLow(drop, d) : KeptHigh(drop, d)) ? drop.keep_scale : 0.f;
+          s[n][2 * r + e] = p * (dp[n][2 * r + e] * z - row_delta[r]);
+        }
+        const std::int64_t i = i0 + row[r];
+        if (dpos != nullptr && i < sh.q_len && j < sh.k_len) {
+          float* dst = dpos + (h * sh.q_len + i) * sh.k_len + j;
+          if (pairs) {
+            atomicAdd(reinterpret_cast<float2*>(dst), make_float2(s[n][2 * r], s[n][2 * r + 1]));
+          } else {
+            atomicAdd(dst, s[n][2 * r]);
+            if (j + 1 < sh.k_len) atomicAdd(dst + 1, s[n][2 * r + 1]);
+          }
         }
       }
     }
-    StripTimesTile<T, kD>(s_ds, s_k, acc);
+    ScoresTimesTile<T, kD, kN>(acc, s, s_k(st), lane);
+    __syncthreads();
   }
-  __syncthreads();
-  float* stage = reinterpret_cast<float*>(smem + L::kK) + warp * kStrip * Dims<kD>::kOutPitch;
-  StoreStrip<T, kD>(acc, stage, static_cast<T*>(dq.ptr) + b * dq.sb + h * dq.sh, dq.sl, i0 + warp * kStrip, sh.q_len,
-                    sh.scale);
+
+  T* gdq = static_cast<T*>(dq.ptr) + b * dq.sb + h * dq.sh;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const std::int64_t i = i0 + row[r];
+    if (i >= sh.q_len) continue;
+#pragma unroll
+    for (int n = 0; n < kDT; ++n) {
+      *reinterpret_cast<std::uint32_t*>(gdq + i * dq.sl + n * 8 + 2 * t4) =
+          Pack<T>(acc[n][2 * r] * sh.scale, acc[n][2 * r + 1] * sh.scale);
+    }
+  }
 }
 
 template <typename T, int kD>
 struct KeySmem {
-  static constexpr std::size_t kTileBytes = Align(sizeof(T) * kTile * Dims<kD>::kPitch);
-  static constexpr std::size_t kStripF = Align(sizeof(float) * kWarps * kStrip * kSPitch);
-  static constexpr std::size_t kStripH = Align(sizeof(T) * kWarps * kStrip * kPPitch);
-  static constexpr std::size_t kK = 0, kV = kTileBytes, kQ = 2 * kTileBytes, kDo = 3 * kTileBytes;
-  static constexpr std::size_t kS = 4 * kTileBytes, kDp = kS + kStripF, kP = kDp + kStripF, kDs = kP + kStripH;
-  static constexpr std::size_t kBias = kDs + kStripH, kLse = kBias + Align(sizeof(float) * kTile * kBPitch);
-  static constexpr std::size_t kDelta = kLse + Align(sizeof(float) * kTile);
-  static constexpr std::size_t kBytes = kDelta + Align(sizeof(float) * kTile);
-  static_assert(2 * kTileBytes >= sizeof(float) * kWarps * kStrip * Dims<kD>::kOutPitch, "output stage fits Q, dO");
+  static constexpr std::size_t kOwn = Align(sizeof(T) * kM * Dims<kD>::kPitch);
+  static constexpr std::size_t kTile = Align(sizeof(T) * Dims<kD>::kNKey * Dims<kD>::kPitch);
+  static constexpr std::size_t kBias = Align(sizeof(T) * Dims<kD>::kNKey * (kM + 8));  // [query][key]
+  static constexpr std::size_t kRowStats = Align(sizeof(float) * Dims<kD>::kNKey);
+  static constexpr std::size_t kK = 0, kV = kOwn, kQ = 2 * kOwn, kDo = kQ + 2 * kTile, kPos = kDo + 2 * kTile;
+  static constexpr std::size_t kMask = kPos + 2 * kBias, kLse = kMask + 2 * kBias, kDelta = kLse + 2 * kRowStats;
+  static constexpr std::size_t kKey = kDelta + 2 * kRowStats, kBytes = kKey + 2 * kRowStats;
 };
 
-// A block per (key tile, b, h): dv = P_dropped^T dout, dk = scale * dS^T q.
+// A block per (key tile, b, h): dv = P_dropped^T dout, dk = scale * dS^T q.  The warps' scores
+// are transposed ([key, query]); the query side streams.
 template <typename T, int kD>
 __global__ void __launch_bounds__(kThreads)
     BackwardKeyKernel(BiasAttentionShape sh, HeadsView q, HeadsView k, HeadsView v, BiasView pos, BiasView mask,
                       HeadsView dout, const float* __restrict__ lse, const float* __restrict__ delta, HeadsOut dk,
                       HeadsOut dv, Dropout drop) {
-  using L = KeySmem<T, kD>;
+  using S = KeySmem<T, kD>;
+  constexpr int kN = Dims<kD>::kNKey, kNT = kN / 8, kDT = Dims<kD>::kDTiles, kBP = kM + 8;
   extern __shared__ __align__(128) unsigned char smem[];
-  T* s_k = reinterpret_cast<T*>(smem + L::kK);
-  T* s_v = reinterpret_cast<T*>(smem + L::kV);
-  T* s_q = reinterpret_cast<T*>(smem + L::kQ);
-  T* s_do = reinterpret_cast<T*>(smem + L::kDo);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  float* s_s = reinterpret_cast<float*>(smem + L::kS) + warp * kStrip * kSPitch;  // [key][query]
-  float* s_dp = reinterpret_cast<float*>(smem + L::kDp) + warp * kStrip * kSPitch;
-  T* s_p = reinterpret_cast<T*>(smem + L::kP) + warp * kStrip * kPPitch;
-  T* s_ds = reinterpret_cast<T*>(smem + L::kDs) + warp * kStrip * kPPitch;
-  float* s_bias = reinterpret_cast<float*>(smem + L::kBias);  // [key][query]
-  float* s_lse = reinterpret_cast<float*>(smem + L::kLse);
-  float* s_delta = reinterpret_cast<float*>(smem + L::kDelta);
+  T* s_k = reinterpret_cast<T*>(smem + S::kK);
+  T* s_v = reinterpret_cast<T*>(smem + S::kV);
+  auto s_q = [&](int st) { return reinterpret_cast<T*>(smem + S::kQ + st * S::kTile); };
+  auto s_do = [&](int st) { return reinterpret_cast<T*>(smem + S::kDo + st * S::kTile); };
+  auto s_pos = [&](int st) { return reinterpret_cast<T*>(smem + S::kPos + st * S::kBias); };
+  auto s_mask = [&](int st) { return reinterpret_cast<T*>(smem + S::kMask + st * S::kBias); };
+  auto s_lse = [&](int st) { return reinterpret_cast<float*>(smem + S::kLse + st * S::kRowStats); };
+  auto s_delta = [&](int st) { return reinterpret_cast<float*>(smem + S::kDelta + st * S::kRowStats); };
+  auto s_key = [&](int st) { return reinterpret_cast<std::uint32_t*>(smem + S::kKey + st * S::kRowStats); };
 
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
   const std::int64_t bh = blockIdx.y, b = bh / sh.heads, h = bh % sh.heads;
-  const std::int64_t j0 = static_cast<std::int64_t>(blockIdx.x) * kTile;
+  const std::int64_t j0 = static_cast<std::int64_t>(blockIdx.x) * kM;
   const T* gq = static_cast<const T*>(q.ptr) + b * q.sb + h * q.sh;
   const T* gdo = static_cast<const T*>(dout.ptr) + b * dout.sb + h * dout.sh;
-  const int r = lane / 2, half = lane % 2;
-  const int bkey = warp * kStrip + r;
-  const std::int64_t j = j0 + bkey;
+  const bool has_pos = pos.ptr != nullptr, has_mask = mask.ptr != nullptr;
+  const bool pos_vec = has_pos && Vectorisable(pos, sh.k_len), mask_vec = has_mask && Vectorisable(mask, sh.k_len);
+  const int tiles = static_cast<int>((sh.q_len + kN - 1) / kN);
 
-  LoadTile<T, kD>(s_k, static_cast<const T*>(k.ptr) + b * k.sb + h * k.sh, k.sl, j0, sh.k_len);
-  LoadTile<T, kD>(s_v, static_cast<const T*>(v.ptr) + b * v.sb + h * v.sh, v.sl, j0, sh.k_len);
-  __syncthreads();
-  FragA<T> kf[Dims<kD>::kFrags], vf[Dims<kD>::kFrags];
-  LoadStrip<T, kD>(kf, s_k, warp);
-  LoadStrip<T, kD>(vf, s_v, warp);
-  FragC acc_dk[Dims<kD>::kFrags], acc_dv[Dims<kD>::kFrags];
+  auto issue = [&](int tile) {
+    const int st = tile % 2;
+    const std::int64_t i0 = static_cast<std::int64_t>(tile) * kN;
+    LoadTileAsync<T, kD, kN>(s_q(st), gq, q.sl, i0, sh.q_len);
+    LoadTileAsync<T, kD, kN>(s_do(st), gdo, dout.sl, i0, sh.q_len);
+    if (has_pos) LoadBiasAsync<T, kN, kM>(s_pos(st), pos, b, h, i0, j0, sh.q_len, sh.k_len, pos_vec);
+    if (has_mask) LoadBiasAsync<T, kN, kM>(s_mask(st), mask, b, h, i0, j0, sh.q_len, sh.k_len, mask_vec);
+    for (int c = threadIdx.x; c < kN; c += kThreads) {
+      const std::int64_t i = i0 + c;
+      s_lse(st)[c] = i < sh.q_len ? lse[bh * sh.q_len + i] : -INFINITY;
+      s_delta(st)[c] = i < sh.q_len ? delta[bh * sh.q_len + i] : 0.f;
+      s_key(st)[c] = drop.threshold != 0 ? RowKey(drop, bh, i) : 0u;
+    }
+    CpAsyncCommit();
+  };
+  LoadTileAsync<T, kD, kM>(s_k, static_cast<const T*>(k.ptr) + b * k.sb + h * k.sh, k.sl, j0, sh.k_len);
+  LoadTileAsync<T, kD, kM>(s_v, static_cast<const T*>(v.ptr) + b * v.sb + h * v.sh, v.sl, j0, sh.k_len);
+  issue(0);
+
+  const int row[2] = {warp * 16 + g, warp * 16 + g + 8};  // the thread's keys within the tile
+  float acc_dk[kDT][4], acc_dv[kDT][4];
 #pragma unroll
-  for (int n = 0; n < Dims<kD>::kFrags; ++n) {
-    wmma::fill_fragment(acc_dk[n], 0.f);
-    wmma::fill_fragment(acc_dv[n], 0.f);
+  for (int n = 0; n < kDT; ++n) {
+    acc_dk[n][0] = acc_dk[n][1] = acc_dk[n][2] = acc_dk[n][3] = 0.f;
+    acc_dv[n][0] = acc_dv[n][1] = acc_dv[n][2] = acc_dv[n][3] = 0.f;
   }
 
-  for (std::int64_t i0 = 0; i0 < sh.q_len; i0 += kTile) {
-    __syncthreads();
-    LoadTile<T, kD>(s_q, gq, q.sl, i0, sh.q_len);
-    LoadTile<T, kD>(s_do, gdo, dout.sl, i0, sh.q_len);
-    LoadBiasTile<T>(s_bias, pos, mask, b, h, i0, j0, sh.q_len, sh.k_len, true);
-    for (int c = threadIdx.x; c < kTile; c += kThreads) {
-      const std::int64_t ii = i0 + c;
-      s_lse[c] = ii < sh.q_len ? lse[bh * sh.q_len + ii] : -INFINITY;
-      s_delta[c] = ii < sh.q_len ? delta[bh * sh.q_len + ii] : 0.f;
+  for (int tile = 0; tile < tiles; ++tile) {
+    if (tile + 1 < tiles) {
+      issue(tile + 1);
+      CpAsyncWait<1>();
+    } else {
+      CpAsyncWait<0>();
     }
     __syncthreads();
-    StripTimesTileT<T, kD>(kf, s_q, s_s);
-    StripTimesTileT<T, kD>(vf, s_do, s_dp);
-    __syncwarp();
-#pragma unroll 8
-    for (int t = 0; t < kColsPerLane; ++t) {
-      const int c = 2 * t + half;
-      const float x = s_s[r * kSPitch + c] * sh.scale + s_bias[bkey * kBPitch + c];
-      const float lse_c = s_lse[c];
-      const float p = lse_c == -INFINITY ? 0.f : __expf(x - lse_c);
-      float z = 1.f;
-      if (drop.threshold != 0) {
-        z = Keep(drop, RowKey(drop, bh, i0 + c), j) ? drop.keep_scale : 0.f;
+    const int st = tile % 2;
+    float s[kNT][4], dp[kNT][4];
+#pragma unroll
+    for (int n = 0; n < kNT; ++n) {
+      s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+      dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.f;
+    }
+    RowsTimesTileT<T, kD, kN>(s, s_k, s_q(st), warp, lane);
+    RowsTimesTileT<T, kD, kN>(dp, s_v, s_do(st), warp, lane);
+
+    const T* bp = s_pos(st);
+    const T* bm = s_mask(st);
+    const float* lse_c = s_lse(st);
+    const float* delta_c = s_delta(st);
+    const std::uint32_t* key_c = s_key(st);
+#pragma unroll
+    for (int n = 0; n < kNT; ++n) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int c = n * 8 + 2 * t4 + e;  // the query within the tile
+        const float l_c = lse_c[c], d_c = delta_c[c];
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          float x = s[n][2 * r + e] * sh.scale;
+          if (has_pos) x += ToFloat(bp[c * kBP + row[r]]);
+          if (has_mask) x += ToFloat(bm[c * kBP + row[r]]);
+          const float p = l_c == -INFINITY ? 0.f : Exp2((x - l_c) * kLog2e);
+          float z = 1.f;
+          if (drop.threshold != 0) {
+            const std::int64_t j = j0 + row[r];
+            const std::uint32_t d = Draws(key_c[c], j);
+            z = ((j & 1) ? KeptHigh(drop, d) : KeptLow(drop, d)) ? drop.keep_scale : 0.f;
+          }
+          s[n][2 * r + e] = p * z;                              // dropped probabilities, for dv
+          dp[n][2 * r + e] = p * (dp[n][2 * r + e] * z - d_c);  // dS, for dk
+        }
       }
-      s_p[r * kPPitch + c] = FromFloat<T>(p * z);
-      s_ds[r * kPPitch + c] = FromFloat<T>(p * (s_dp[r * kSPitch + c] * z - s_delta[c]));
     }
-    __syncwarp();
-    StripTimesTile<T, kD>(s_p, s_do, acc_dv);
-    StripTimesTile<T, kD>(s_ds, s_q, acc_dk);
+    ScoresTimesTile<T, kD, kN>(acc_dv, s, s_do(st), lane);
+    ScoresTimesTile<T, kD, kN>(acc_dk, dp, s_q(st), lane);
+    __syncthreads();
   }
-  __syncthreads();  // Q and dO are free: they stage the outputs
-  float* stage = reinterpret_cast<float*>(smem + L::kQ) + warp * kStrip * Dims<kD>::kOutPitch;
-  StoreStrip<T, kD>(acc_dk, stage, static_cast<T*>(dk.ptr) + b * dk.sb + h * dk.sh, dk.sl, j0 + warp * kStrip, sh.k_len,
-                    sh.scale);
-  __syncwarp();
-  StoreStrip<T, kD>(acc_dv, stage, static_cast<T*>(dv.ptr) + b * dv.sb + h * dv.sh, dv.sl, j0 + warp * kStrip, sh.k_len,
-                    1.f);
+
+  T* gdk = static_cast<T*>(dk.ptr) + b * dk.sb + h * dk.sh;
+  T* gdv = static_cast<T*>(dv.ptr) + b * dv.sb + h * dv.sh;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const std::int64_t j = j0 + row[r];
+    if (j >= sh.k_len) continue;
+#pragma unroll
+    for (int n = 0; n < kDT; ++n) {
+      *reinterpret_cast<std::uint32_t*>(gdk + j * dk.sl + n * 8 + 2 * t4) =
+          Pack<T>(acc_dk[n][2 * r] * sh.scale, acc_dk[n][2 * r + 1] * sh.scale);
+      *reinterpret_cast<std::uint32_t*>(gdv + j * dv.sl + n * 8 + 2 * t4) =
+          Pack<T>(acc_dv[n][2 * r], acc_dv[n][2 * r + 1]);
+    }
+  }
 }
 
 __global__ void DropoutMaskKernel(BiasAttentionShape sh, Dropout drop, std::uint8_t* __restrict__ keep) {
@@ -520,7 +685,12 @@ __global__ void DropoutMaskKernel(BiasAttentionShape sh, Dropout drop, std::uint
   for (std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < n;
        e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     const std::int64_t j = e % sh.k_len, i = (e / sh.k_len) % sh.q_len, bh = e / (sh.k_len * sh.q_len);
-    keep[e] = drop.threshold == 0 || Keep(drop, RowKey(drop, bh, i), j);
+    if (drop.threshold == 0) {
+      keep[e] = 1;
+      continue;
+    }
+    const std::uint32_t d = Draws(RowKey(drop, bh, i), j);
+    keep[e] = (j & 1) ? KeptHigh(drop, d) : KeptLow(drop, d);
   }
 }
 
@@ -528,9 +698,8 @@ Dropout DropoutOf(const BiasAttentionShape& s) {
   Dropout d;
   d.seed_lo = static_cast<std::uint32_t>(s.seed);
   d.seed_hi = static_cast<std::uint32_t>(s.seed >> 32);
-  const double t = static_cast<double>(s.dropout) * 4294967296.0;
-  d.threshold = s.dropout <= 0.f ? 0u : static_cast<std::uint32_t>(t < 4294967295.0 ? t : 4294967295.0);
-  if (s.dropout > 0.f && d.threshold == 0) d.threshold = 1;
+  const double t = std::nearbyint(static_cast<double>(s.dropout) * 65536.0);
+  d.threshold = s.dropout <= 0.f ? 0u : static_cast<std::uint32_t>(t < 1.0 ? 1.0 : (t > 65535.0 ? 65535.0 : t));
   d.keep_scale = s.dropout > 0.f ? 1.f / (1.f - s.dropout) : 1.f;
   return d;
 }
@@ -542,7 +711,7 @@ cudaError_t AllowSmem(Kernel kernel, std::size_t smem) {
 }
 
 dim3 Grid(std::int64_t rows, const BiasAttentionShape& s) {
-  return dim3(static_cast<unsigned>((rows + kTile - 1) / kTile), static_cast<unsigned>(s.batch * s.heads));
+  return dim3(static_cast<unsigned>((rows + kM - 1) / kM), static_cast<unsigned>(s.batch * s.heads));
 }
 
 template <typename T, int kD>
@@ -591,8 +760,7 @@ bool BiasAttentionSupports(const BiasAttentionShape& s) {
   if (!(s.dropout >= 0.f && s.dropout < 1.f)) return false;
   if (Empty(s)) return true;
   constexpr std::int64_t kMaxGridY = 65535, kMaxGridX = 2147483647;
-  return s.batch <= kMaxGridY / s.heads && (s.q_len + kTile - 1) / kTile <= kMaxGridX &&
-         (s.k_len + kTile - 1) / kTile <= kMaxGridX;
+  return s.batch <= kMaxGridY / s.heads && (s.q_len + kM - 1) / kM <= kMaxGridX && (s.k_len + kM - 1) / kM <= kMaxGridX;
 }
 
 cudaError_t LaunchBiasAttentionForward(BiasAttentionDtype dtype, const BiasAttentionShape& s, HeadsView q, HeadsView k,

@@ -1,7 +1,7 @@
 // CUDA kernels of T5-style attention: softmax(scale * q k^T + pos + mask) v with dropout on the
-// probabilities, flash-attention style on tensor cores (bf16/fp16 WMMA, float32 accumulation).
-// Raw device pointers, no LibTorch; ops/cuda/bias_attention_autograd.h wraps them for at::Tensor
-// and autograd.
+// probabilities, flash-attention style on tensor cores (bf16/fp16 mma.sync, float32
+// accumulation in registers). Raw device pointers, no LibTorch;
+// ops/cuda/bias_attention_autograd.h wraps them for at::Tensor and autograd.
 //
 // q, out, dout, dq [B, Lq, H, D] and k, v, dk, dv [B, Lk, H, D] are addressed through strides
 // (a [B, L, H*D] projection's output viewed per head needs no transpose); D is contiguous.
@@ -11,12 +11,13 @@
 // mask [1,1,Lq,Lk]).  Either may be null.  Every sum, the softmax and the logsumexp are float32;
 // the probabilities meet v rounded to the 16-bit type, as HF's T5Attention rounds them.
 //
-// The forward makes two passes over the keys per tile of 64 query rows: the row logsumexp
-// (lse [B,H,Lq] float32, kept for the backward), then out.  The backward recomputes the
-// probabilities: one kernel per query tile writes dq and adds dS (summed over the batch) into
-// dpos [H, Lq, Lk] float32 with atomics, another per key tile writes dk and dv.  No [Lq, Lk]
-// matrix is ever stored.  Dropout keeps element (b,h,i,j) when a hash of (seed, b, h, i, j)
-// clears p, the same in the forward and the backward.
+// The forward makes one pass over the keys per tile of 64 query rows with a running row
+// maximum (online softmax) and keeps the row logsumexp (lse [B,H,Lq] float32) for the
+// backward.  The backward recomputes the probabilities: one kernel per query tile writes dq and
+// adds dS (summed over the batch) into dpos [H, Lq, Lk] float32 with atomics, another per key
+// tile writes dk and dv.  No [Lq, Lk] matrix is ever stored.  Dropout keeps element (b,h,i,j)
+// when a 16-bit hash of (seed, b, h, i, j) clears p rounded to 1/65536, the same draw in the
+// forward and the backward; kept probabilities are scaled by 1 / (1 - p).
 //
 // D is 64 or 128; pointers and strides must allow 16-byte loads (multiples of 8 elements).
 // Asynchronous on `stream`; unsupported sizes return cudaErrorInvalidValue.
