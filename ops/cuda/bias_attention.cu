@@ -128,13 +128,16 @@ __device__ __forceinline__ void Mma(float (&c)[4], const std::uint32_t (&a)[4], 
 
 // acc[n] (n < kCols/8: the warp's [16, kCols] result) += A x B^T, where A is rows warp*16.. of
 // `a` ([.., D] pitch kPitch) and B the rows 0..kCols-1 of `b` (same layout): scores q k^T.
-template <typename T, int kD, int kCols>
+// kInterleaved: accumulator row m is row 2m (m < 8) or 2(m - 8) + 1 of the warp's 16, so that
+// a thread's two rows (g, g + 8) are the adjacent rows 2g, 2g + 1.
+template <typename T, int kD, int kCols, bool kInterleaved = false>
 __device__ __forceinline__ void RowsTimesTileT(float (&acc)[kCols / 8][4], const T* a, const T* b, int warp, int lane) {
   constexpr int kP = Dims<kD>::kPitch;
+  const int m = lane % 16, arow_index = kInterleaved ? (m % 8) * 2 + m / 8 : m;
 #pragma unroll
   for (int kk = 0; kk < kD / 32; ++kk) {  // two 16-wide steps of D per pass
     std::uint32_t a0[4], a1[4];
-    const T* arow = a + (warp * 16 + lane % 16) * kP + kk * 32 + (lane / 16) * 8;
+    const T* arow = a + (warp * 16 + arow_index) * kP + kk * 32 + (lane / 16) * 8;
     Ldsm4(a0, arow);
     Ldsm4(a1, arow + 16);
 #pragma unroll
@@ -605,7 +608,9 @@ __global__ void __launch_bounds__(kThreads)
   LoadTileAsync<T, kD, kM>(s_v, static_cast<const T*>(v.ptr) + b * v.sb + h * v.sh, v.sl, j0, sh.k_len);
   issue(0);
 
-  const int row[2] = {warp * 16 + g, warp * 16 + g + 8};  // the thread's keys within the tile
+  // The thread's keys within the tile: adjacent (the products interleave the rows), so one
+  // 32-bit load gives both biases and one hash both dropout draws.
+  const int row[2] = {warp * 16 + 2 * g, warp * 16 + 2 * g + 1};
   float acc_dk[kDT][4], acc_dv[kDT][4];
 #pragma unroll
   for (int n = 0; n < kDT; ++n) {
@@ -628,8 +633,8 @@ __global__ void __launch_bounds__(kThreads)
       s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
       dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.f;
     }
-    RowsTimesTileT<T, kD, kN>(s, s_k, s_q(st), warp, lane);
-    RowsTimesTileT<T, kD, kN>(dp, s_v, s_do(st), warp, lane);
+    RowsTimesTileT<T, kD, kN, true>(s, s_k, s_q(st), warp, lane);
+    RowsTimesTileT<T, kD, kN, true>(dp, s_v, s_do(st), warp, lane);
 
     const T* bp = s_pos(st);
     const T* bm = s_mask(st);
@@ -642,18 +647,24 @@ __global__ void __launch_bounds__(kThreads)
       for (int e = 0; e < 2; ++e) {
         const int c = n * 8 + 2 * t4 + e;  // the query within the tile
         const float l_c = lse_c[c], d_c = delta_c[c];
+        float2 bias = make_float2(0.f, 0.f);
+        if (has_pos) {
+          const float2 b2 = ToFloat2(*reinterpret_cast<const typename Pair<T>::Type*>(bp + c * kBP + row[0]));
+          bias.x += b2.x;
+          bias.y += b2.y;
+        }
+        if (has_mask) {
+          const float2 b2 = ToFloat2(*reinterpret_cast<const typename Pair<T>::Type*>(bm + c * kBP + row[0]));
+          bias.x += b2.x;
+          bias.y += b2.y;
+        }
+        const std::uint32_t d = drop.threshold != 0 ? Draws(key_c[c], j0 + row[0]) : 0u;
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
-          float x = s[n][2 * r + e] * sh.scale;
-          if (has_pos) x += ToFloat(bp[c * kBP + row[r]]);
-          if (has_mask) x += ToFloat(bm[c * kBP + row[r]]);
+          const float x = s[n][2 * r + e] * sh.scale + (r == 0 ? bias.x : bias.y);
           const float p = l_c == -INFINITY ? 0.f : Exp2((x - l_c) * kLog2e);
           float z = 1.f;
-          if (drop.threshold != 0) {
-            const std::int64_t j = j0 + row[r];
-            const std::uint32_t d = Draws(key_c[c], j);
-            z = ((j & 1) ? KeptHigh(drop, d) : KeptLow(drop, d)) ? drop.keep_scale : 0.f;
-          }
+          if (drop.threshold != 0) z = (r == 0 ? KeptLow(drop, d) : KeptHigh(drop, d)) ? drop.keep_scale : 0.f;
           s[n][2 * r + e] = p * z;                              // dropped probabilities, for dv
           dp[n][2 * r + e] = p * (dp[n][2 * r + e] * z - d_c);  // dS, for dk
         }
