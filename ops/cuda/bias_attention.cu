@@ -237,8 +237,31 @@ __device__ __forceinline__ std::uint32_t RowKey(const Dropout& d, std::int64_t b
   return Mix32(d.seed_lo ^ Mix32(d.seed_hi + static_cast<std::uint32_t>(bh) * 0x85ebca6bu +
                                  static_cast<std::uint32_t>(i) * 0xc2b2ae35u));
 }
-__device__ __forceinline__ std::uint32_t Draws(std::uint32_t row_key, std::int64_t j) {
-  return Mix32(row_key ^ (static_cast<std::uint32_t>(j >> 1) * 0x9e3779b1u));
+__device__ __forceinline__ std::uint32_t Draws(std::uint32_t row_key, std::uint32_t j) {
+  return Mix32(row_key ^ ((j >> 1) * 0x9e3779b1u));
+}
+
+// Two adjacent 16-bit elements of shared memory as floats.
+template <typename T>
+__device__ __forceinline__ float2 Load2(const T* p) {
+  return ToFloat2(*reinterpret_cast<const typename Pair<T>::Type*>(p));
+}
+
+// pos + mask at a pair of adjacent elements of their shared-memory tiles (zero when absent).
+template <typename T, bool kPos, bool kMask>
+__device__ __forceinline__ float2 BiasPair(const T* pos, const T* mask, int offset) {
+  float2 sum = make_float2(0.f, 0.f);
+  if constexpr (kPos) {
+    const float2 p = Load2(pos + offset);
+    sum.x += p.x;
+    sum.y += p.y;
+  }
+  if constexpr (kMask) {
+    const float2 m = Load2(mask + offset);
+    sum.x += m.x;
+    sum.y += m.y;
+  }
+  return sum;
 }
 __device__ __forceinline__ bool KeptLow(const Dropout& d, std::uint32_t draws) {
   return (draws & 0xffffu) >= d.threshold;
@@ -257,7 +280,7 @@ struct ForwardSmem {
 };
 
 // A block per (query tile, b, h), one pass over the keys with a running max (online softmax).
-template <typename T, int kD>
+template <typename T, int kD, bool kPos, bool kMask>
 __global__ void __launch_bounds__(kThreads)
     ForwardKernel(BiasAttentionShape sh, HeadsView q, HeadsView k, HeadsView v, BiasView pos, BiasView mask,
                   HeadsOut out, float* __restrict__ lse, Dropout drop) {
@@ -275,8 +298,7 @@ __global__ void __launch_bounds__(kThreads)
   const std::int64_t i0 = static_cast<std::int64_t>(blockIdx.x) * kM;
   const T* gk = static_cast<const T*>(k.ptr) + b * k.sb + h * k.sh;
   const T* gv = static_cast<const T*>(v.ptr) + b * v.sb + h * v.sh;
-  const bool has_pos = pos.ptr != nullptr, has_mask = mask.ptr != nullptr;
-  const bool pos_vec = has_pos && Vectorisable(pos, sh.k_len), mask_vec = has_mask && Vectorisable(mask, sh.k_len);
+  const bool pos_vec = kPos && Vectorisable(pos, sh.k_len), mask_vec = kMask && Vectorisable(mask, sh.k_len);
   const int tiles = static_cast<int>((sh.k_len + kN - 1) / kN);
 
   auto issue = [&](int tile) {
@@ -284,8 +306,8 @@ __global__ void __launch_bounds__(kThreads)
     const std::int64_t j0 = static_cast<std::int64_t>(tile) * kN;
     LoadTileAsync<T, kD, kN>(s_k(st), gk, k.sl, j0, sh.k_len);
     LoadTileAsync<T, kD, kN>(s_v(st), gv, v.sl, j0, sh.k_len);
-    if (has_pos) LoadBiasAsync<T, kM, kN>(s_pos(st), pos, b, h, i0, j0, sh.q_len, sh.k_len, pos_vec);
-    if (has_mask) LoadBiasAsync<T, kM, kN>(s_mask(st), mask, b, h, i0, j0, sh.q_len, sh.k_len, mask_vec);
+    if constexpr (kPos) LoadBiasAsync<T, kM, kN>(s_pos(st), pos, b, h, i0, j0, sh.q_len, sh.k_len, pos_vec);
+    if constexpr (kMask) LoadBiasAsync<T, kM, kN>(s_mask(st), mask, b, h, i0, j0, sh.q_len, sh.k_len, mask_vec);
     CpAsyncCommit();
   };
   LoadTileAsync<T, kD, kM>(s_q, static_cast<const T*>(q.ptr) + b * q.sb + h * q.sh, q.sl, i0, sh.q_len);
@@ -311,38 +333,37 @@ __global__ void __launch_bounds__(kThreads)
     }
     __syncthreads();
     const int st = tile % 2;
-    const std::int64_t j0 = static_cast<std::int64_t>(tile) * kN;
     float s[kNT][4];
 #pragma unroll
     for (int n = 0; n < kNT; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
     RowsTimesTileT<T, kD, kN>(s, s_q, s_k(st), warp, lane);
 
-    const bool edge = j0 + kN > sh.k_len;
+    const int jt = tile * kN, lk = static_cast<int>(sh.k_len);
+#pragma unroll
+    for (int n = 0; n < kNT; ++n) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const float2 add = BiasPair<T, kPos, kMask>(s_pos(st), s_mask(st), row[r] * kBP + n * 8 + 2 * t4);
+        s[n][2 * r] = s[n][2 * r] * sh.scale + add.x;
+        s[n][2 * r + 1] = s[n][2 * r + 1] * sh.scale + add.y;
+      }
+    }
+    if (jt + kN > lk) {  // the last tile: keys past the end take no share
+#pragma unroll
+      for (int n = 0; n < kNT; ++n) {
+        const int j = jt + n * 8 + 2 * t4;
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          if (j >= lk) s[n][2 * r] = -INFINITY;
+          if (j + 1 >= lk) s[n][2 * r + 1] = -INFINITY;
+        }
+      }
+    }
     float mx[2] = {m[0], m[1]};
 #pragma unroll
     for (int n = 0; n < kNT; ++n) {
-      const int c = n * 8 + 2 * t4;
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        float x0 = s[n][2 * r] * sh.scale, x1 = s[n][2 * r + 1] * sh.scale;
-        if (has_pos) {
-          const float2 p = ToFloat2(*reinterpret_cast<const typename Pair<T>::Type*>(s_pos(st) + row[r] * kBP + c));
-          x0 += p.x;
-          x1 += p.y;
-        }
-        if (has_mask) {
-          const float2 p = ToFloat2(*reinterpret_cast<const typename Pair<T>::Type*>(s_mask(st) + row[r] * kBP + c));
-          x0 += p.x;
-          x1 += p.y;
-        }
-        if (edge) {
-          if (j0 + c >= sh.k_len) x0 = -INFINITY;
-          if (j0 + c + 1 >= sh.k_len) x1 = -INFINITY;
-        }
-        s[n][2 * r] = x0;
-        s[n][2 * r + 1] = x1;
-        mx[r] = fmaxf(mx[r], fmaxf(x0, x1));
-      }
+      for (int r = 0; r < 2; ++r) mx[r] = fmaxf(mx[r], fmaxf(s[n][2 * r], s[n][2 * r + 1]));
     }
     float base[2];
 #pragma unroll
@@ -363,15 +384,21 @@ __global__ void __launch_bounds__(kThreads)
     for (int n = 0; n < kNT; ++n) {
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        float p0 = Exp2((s[n][2 * r] - base[r]) * kLog2e), p1 = Exp2((s[n][2 * r + 1] - base[r]) * kLog2e);
+        const float p0 = Exp2((s[n][2 * r] - base[r]) * kLog2e), p1 = Exp2((s[n][2 * r + 1] - base[r]) * kLog2e);
         l[r] += p0 + p1;  // this thread's columns; the quad's sum is taken at the end
-        if (drop.threshold != 0) {
-          const std::uint32_t d = Draws(row_key[r], j0 + n * 8 + 2 * t4);
-          p0 = KeptLow(drop, d) ? p0 * drop.keep_scale : 0.f;
-          p1 = KeptHigh(drop, d) ? p1 * drop.keep_scale : 0.f;
-        }
         s[n][2 * r] = p0;
         s[n][2 * r + 1] = p1;
+      }
+    }
+    if (drop.threshold != 0) {
+#pragma unroll
+      for (int n = 0; n < kNT; ++n) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const std::uint32_t d = Draws(row_key[r], jt + n * 8 + 2 * t4);
+          s[n][2 * r] *= KeptLow(drop, d) ? drop.keep_scale : 0.f;
+          s[n][2 * r + 1] *= KeptHigh(drop, d) ? drop.keep_scale : 0.f;
+        }
       }
     }
     ScoresTimesTile<T, kD, kN>(acc, s, s_v(st), lane);
@@ -422,7 +449,7 @@ struct QuerySmem {
 };
 
 // A block per (query tile, b, h): dq = scale * dS k, and dS (summed over the batch) into dpos.
-template <typename T, int kD>
+template <typename T, int kD, bool kPos, bool kMask>
 __global__ void __launch_bounds__(kThreads)
     BackwardQueryKernel(BiasAttentionShape sh, HeadsView q, HeadsView k, HeadsView v, BiasView pos, BiasView mask,
                         HeadsView dout, const float* __restrict__ lse, const float* __restrict__ delta, HeadsOut dq,
@@ -442,8 +469,7 @@ __global__ void __launch_bounds__(kThreads)
   const std::int64_t i0 = static_cast<std::int64_t>(blockIdx.x) * kM;
   const T* gk = static_cast<const T*>(k.ptr) + b * k.sb + h * k.sh;
   const T* gv = static_cast<const T*>(v.ptr) + b * v.sb + h * v.sh;
-  const bool has_pos = pos.ptr != nullptr, has_mask = mask.ptr != nullptr;
-  const bool pos_vec = has_pos && Vectorisable(pos, sh.k_len), mask_vec = has_mask && Vectorisable(mask, sh.k_len);
+  const bool pos_vec = kPos && Vectorisable(pos, sh.k_len), mask_vec = kMask && Vectorisable(mask, sh.k_len);
   const bool pairs = sh.k_len % 2 == 0;  // a row's (j, j + 1) are 8-byte aligned in dpos
   const int tiles = static_cast<int>((sh.k_len + kN - 1) / kN);
 
@@ -452,8 +478,8 @@ __global__ void __launch_bounds__(kThreads)
     const std::int64_t j0 = static_cast<std::int64_t>(tile) * kN;
     LoadTileAsync<T, kD, kN>(s_k(st), gk, k.sl, j0, sh.k_len);
     LoadTileAsync<T, kD, kN>(s_v(st), gv, v.sl, j0, sh.k_len);
-    if (has_pos) LoadBiasAsync<T, kM, kN>(s_pos(st), pos, b, h, i0, j0, sh.q_len, sh.k_len, pos_vec);
-    if (has_mask) LoadBiasAsync<T, kM, kN>(s_mask(st), mask, b, h, i0, j0, sh.q_len, sh.k_len, mask_vec);
+    if constexpr (kPos) LoadBiasAsync<T, kM, kN>(s_pos(st), pos, b, h, i0, j0, sh.q_len, sh.k_len, pos_vec);
+    if constexpr (kMask) LoadBiasAsync<T, kM, kN>(s_mask(st), mask, b, h, i0, j0, sh.q_len, sh.k_len, mask_vec);
     CpAsyncCommit();
   };
   LoadTileAsync<T, kD, kM>(s_q, static_cast<const T*>(q.ptr) + b * q.sb + h * q.sh, q.sl, i0, sh.q_len);
@@ -466,7 +492,8 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const std::int64_t i = i0 + row[r];
-    row_lse[r] = i < sh.q_len ? lse[bh * sh.q_len + i] : -INFINITY;
+    const float v = i < sh.q_len ? lse[bh * sh.q_len + i] : -INFINITY;
+    row_lse[r] = v == -INFINITY ? INFINITY : v;  // a row with no key (or none at all): p = 0
     row_delta[r] = i < sh.q_len ? delta[bh * sh.q_len + i] : 0.f;
     if (drop.threshold != 0) row_key[r] = RowKey(drop, bh, i);
   }
@@ -483,7 +510,6 @@ __global__ void __launch_bounds__(kThreads)
     }
     __syncthreads();
     const int st = tile % 2;
-    const std::int64_t j0 = static_cast<std::int64_t>(tile) * kN;
     float s[kNT][4], dp[kNT][4];
 #pragma unroll
     for (int n = 0; n < kNT; ++n) {
@@ -493,41 +519,61 @@ __global__ void __launch_bounds__(kThreads)
     RowsTimesTileT<T, kD, kN>(s, s_q, s_k(st), warp, lane);
     RowsTimesTileT<T, kD, kN>(dp, s_do, s_v(st), warp, lane);
 
-    const bool edge = j0 + kN > sh.k_len;
+    const int jt = tile * kN, lk = static_cast<int>(sh.k_len);
 #pragma unroll
     for (int n = 0; n < kNT; ++n) {
-      const int c = n * 8 + 2 * t4;
-      const std::int64_t j = j0 + c;
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        float x[2] = {s[n][2 * r] * sh.scale, s[n][2 * r + 1] * sh.scale};
-        if (has_pos) {
-          const float2 p = ToFloat2(*reinterpret_cast<const typename Pair<T>::Type*>(s_pos(st) + row[r] * kBP + c));
-          x[0] += p.x;
-          x[1] += p.y;
-        }
-        if (has_mask) {
-          const float2 p = ToFloat2(*reinterpret_cast<const typename Pair<T>::Type*>(s_mask(st) + row[r] * kBP + c));
-          x[0] += p.x;
-          x[1] += p.y;
-        }
-        const std::uint32_t d = drop.threshold != 0 ? Draws(row_key[r], j) : 0u;
+        const float2 add = BiasPair<T, kPos, kMask>(s_pos(st), s_mask(st), row[r] * kBP + n * 8 + 2 * t4);
+        s[n][2 * r] = s[n][2 * r] * sh.scale + add.x;
+        s[n][2 * r + 1] = s[n][2 * r + 1] * sh.scale + add.y;
+      }
+    }
+    if (jt + kN > lk) {  // the last tile: keys past the end have p = 0
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const bool valid = row_lse[r] != -INFINITY && !(edge && j + e >= sh.k_len);
-          const float p = valid ? Exp2((x[e] - row_lse[r]) * kLog2e) : 0.f;
-          float z = 1.f;
-          if (drop.threshold != 0) z = (e == 0 ? KeptLow(drop, d) : KeptHigh(drop, d)) ? drop.keep_scale : 0.f;
-          s[n][2 * r + e] = p * (dp[n][2 * r + e] * z - row_delta[r]);
+      for (int n = 0; n < kNT; ++n) {
+        const int j = jt + n * 8 + 2 * t4;
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          if (j >= lk) s[n][2 * r] = -INFINITY;
+          if (j + 1 >= lk) s[n][2 * r + 1] = -INFINITY;
         }
-        const std::int64_t i = i0 + row[r];
-        if (dpos != nullptr && i < sh.q_len && j < sh.k_len) {
+      }
+    }
+    if (drop.threshold != 0) {  // dP of the dropped product: dp * z
+#pragma unroll
+      for (int n = 0; n < kNT; ++n) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const std::uint32_t d = Draws(row_key[r], jt + n * 8 + 2 * t4);
+          dp[n][2 * r] *= KeptLow(drop, d) ? drop.keep_scale : 0.f;
+          dp[n][2 * r + 1] *= KeptHigh(drop, d) ? drop.keep_scale : 0.f;
+        }
+      }
+    }
+#pragma unroll
+    for (int n = 0; n < kNT; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float p = Exp2((s[n][e] - row_lse[e / 2]) * kLog2e);
+        s[n][e] = p * (dp[n][e] - row_delta[e / 2]);  // dS
+      }
+    }
+    if (dpos != nullptr) {
+      const int lq = static_cast<int>(sh.q_len);
+#pragma unroll
+      for (int n = 0; n < kNT; ++n) {
+        const int j = jt + n * 8 + 2 * t4;
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int i = static_cast<int>(i0) + row[r];
+          if (i >= lq || j >= lk) continue;
           float* dst = dpos + (h * sh.q_len + i) * sh.k_len + j;
           if (pairs) {
             atomicAdd(reinterpret_cast<float2*>(dst), make_float2(s[n][2 * r], s[n][2 * r + 1]));
           } else {
             atomicAdd(dst, s[n][2 * r]);
-            if (j + 1 < sh.k_len) atomicAdd(dst + 1, s[n][2 * r + 1]);
+            if (j + 1 < lk) atomicAdd(dst + 1, s[n][2 * r + 1]);
           }
         }
       }
@@ -562,7 +608,7 @@ struct KeySmem {
 
 // A block per (key tile, b, h): dv = P_dropped^T dout, dk = scale * dS^T q.  The warps' scores
 // are transposed ([key, query]); the query side streams.
-template <typename T, int kD>
+template <typename T, int kD, bool kPos, bool kMask>
 __global__ void __launch_bounds__(kThreads)
     BackwardKeyKernel(BiasAttentionShape sh, HeadsView q, HeadsView k, HeadsView v, BiasView pos, BiasView mask,
                       HeadsView dout, const float* __restrict__ lse, const float* __restrict__ delta, HeadsOut dk,
@@ -585,8 +631,7 @@ __global__ void __launch_bounds__(kThreads)
   const std::int64_t j0 = static_cast<std::int64_t>(blockIdx.x) * kM;
   const T* gq = static_cast<const T*>(q.ptr) + b * q.sb + h * q.sh;
   const T* gdo = static_cast<const T*>(dout.ptr) + b * dout.sb + h * dout.sh;
-  const bool has_pos = pos.ptr != nullptr, has_mask = mask.ptr != nullptr;
-  const bool pos_vec = has_pos && Vectorisable(pos, sh.k_len), mask_vec = has_mask && Vectorisable(mask, sh.k_len);
+  const bool pos_vec = kPos && Vectorisable(pos, sh.k_len), mask_vec = kMask && Vectorisable(mask, sh.k_len);
   const int tiles = static_cast<int>((sh.q_len + kN - 1) / kN);
 
   auto issue = [&](int tile) {
@@ -594,11 +639,12 @@ __global__ void __launch_bounds__(kThreads)
     const std::int64_t i0 = static_cast<std::int64_t>(tile) * kN;
     LoadTileAsync<T, kD, kN>(s_q(st), gq, q.sl, i0, sh.q_len);
     LoadTileAsync<T, kD, kN>(s_do(st), gdo, dout.sl, i0, sh.q_len);
-    if (has_pos) LoadBiasAsync<T, kN, kM>(s_pos(st), pos, b, h, i0, j0, sh.q_len, sh.k_len, pos_vec);
-    if (has_mask) LoadBiasAsync<T, kN, kM>(s_mask(st), mask, b, h, i0, j0, sh.q_len, sh.k_len, mask_vec);
+    if constexpr (kPos) LoadBiasAsync<T, kN, kM>(s_pos(st), pos, b, h, i0, j0, sh.q_len, sh.k_len, pos_vec);
+    if constexpr (kMask) LoadBiasAsync<T, kN, kM>(s_mask(st), mask, b, h, i0, j0, sh.q_len, sh.k_len, mask_vec);
     for (int c = threadIdx.x; c < kN; c += kThreads) {
       const std::int64_t i = i0 + c;
-      s_lse(st)[c] = i < sh.q_len ? lse[bh * sh.q_len + i] : -INFINITY;
+      const float v = i < sh.q_len ? lse[bh * sh.q_len + i] : -INFINITY;
+      s_lse(st)[c] = v == -INFINITY ? INFINITY : v;  // a query with no key (or none at all): p = 0
       s_delta(st)[c] = i < sh.q_len ? delta[bh * sh.q_len + i] : 0.f;
       s_key(st)[c] = drop.threshold != 0 ? RowKey(drop, bh, i) : 0u;
     }
@@ -641,32 +687,41 @@ __global__ void __launch_bounds__(kThreads)
     const float* lse_c = s_lse(st);
     const float* delta_c = s_delta(st);
     const std::uint32_t* key_c = s_key(st);
+    const std::uint32_t j_pair = static_cast<std::uint32_t>(j0) + row[0];
 #pragma unroll
     for (int n = 0; n < kNT; ++n) {
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         const int c = n * 8 + 2 * t4 + e;  // the query within the tile
-        const float l_c = lse_c[c], d_c = delta_c[c];
-        float2 bias = make_float2(0.f, 0.f);
-        if (has_pos) {
-          const float2 b2 = ToFloat2(*reinterpret_cast<const typename Pair<T>::Type*>(bp + c * kBP + row[0]));
-          bias.x += b2.x;
-          bias.y += b2.y;
-        }
-        if (has_mask) {
-          const float2 b2 = ToFloat2(*reinterpret_cast<const typename Pair<T>::Type*>(bm + c * kBP + row[0]));
-          bias.x += b2.x;
-          bias.y += b2.y;
-        }
-        const std::uint32_t d = drop.threshold != 0 ? Draws(key_c[c], j0 + row[0]) : 0u;
+        const float l_c = lse_c[c];
+        const float2 add = BiasPair<T, kPos, kMask>(bp, bm, c * kBP + row[0]);
+        s[n][e] = Exp2((s[n][e] * sh.scale + add.x - l_c) * kLog2e);
+        s[n][2 + e] = Exp2((s[n][2 + e] * sh.scale + add.y - l_c) * kLog2e);
+      }
+    }
+    if (drop.threshold != 0) {
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const float x = s[n][2 * r + e] * sh.scale + (r == 0 ? bias.x : bias.y);
-          const float p = l_c == -INFINITY ? 0.f : Exp2((x - l_c) * kLog2e);
-          float z = 1.f;
-          if (drop.threshold != 0) z = (r == 0 ? KeptLow(drop, d) : KeptHigh(drop, d)) ? drop.keep_scale : 0.f;
-          s[n][2 * r + e] = p * z;                              // dropped probabilities, for dv
-          dp[n][2 * r + e] = p * (dp[n][2 * r + e] * z - d_c);  // dS, for dk
+      for (int n = 0; n < kNT; ++n) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int c = n * 8 + 2 * t4 + e;
+          const float d_c = delta_c[c];
+          const std::uint32_t d = Draws(key_c[c], j_pair);
+          const float z0 = KeptLow(drop, d) ? drop.keep_scale : 0.f, z1 = KeptHigh(drop, d) ? drop.keep_scale : 0.f;
+          dp[n][e] = s[n][e] * (dp[n][e] * z0 - d_c);  // dS, for dk
+          dp[n][2 + e] = s[n][2 + e] * (dp[n][2 + e] * z1 - d_c);
+          s[n][e] *= z0;  // the dropped probabilities, for dv
+          s[n][2 + e] *= z1;
+        }
+      }
+    } else {
+#pragma unroll
+      for (int n = 0; n < kNT; ++n) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const float d_c = delta_c[2 * t4 + n * 8 + e];
+          dp[n][e] = s[n][e] * (dp[n][e] - d_c);
+          dp[n][2 + e] = s[n][2 + e] * (dp[n][2 + e] - d_c);
         }
       }
     }
@@ -700,7 +755,7 @@ __global__ void DropoutMaskKernel(BiasAttentionShape sh, Dropout drop, std::uint
       keep[e] = 1;
       continue;
     }
-    const std::uint32_t d = Draws(RowKey(drop, bh, i), j);
+    const std::uint32_t d = Draws(RowKey(drop, bh, i), static_cast<std::uint32_t>(j));
     keep[e] = (j & 1) ? KeptHigh(drop, d) : KeptLow(drop, d);
   }
 }
@@ -725,14 +780,37 @@ dim3 Grid(std::int64_t rows, const BiasAttentionShape& s) {
   return dim3(static_cast<unsigned>((rows + kM - 1) / kM), static_cast<unsigned>(s.batch * s.heads));
 }
 
+// Calls launch(kernel<..., kPos, kMask>) with the instance for the biases present.
+template <template <typename, int, bool, bool> class Kernel, typename T, int kD, typename Launch>
+cudaError_t WithBiases(const BiasView& pos, const BiasView& mask, Launch launch) {
+  if (pos.ptr != nullptr) {
+    return mask.ptr != nullptr ? launch(Kernel<T, kD, true, true>::kFn) : launch(Kernel<T, kD, true, false>::kFn);
+  }
+  return mask.ptr != nullptr ? launch(Kernel<T, kD, false, true>::kFn) : launch(Kernel<T, kD, false, false>::kFn);
+}
+template <typename T, int kD, bool kPos, bool kMask>
+struct ForwardFn {
+  static constexpr auto kFn = ForwardKernel<T, kD, kPos, kMask>;
+};
+template <typename T, int kD, bool kPos, bool kMask>
+struct QueryFn {
+  static constexpr auto kFn = BackwardQueryKernel<T, kD, kPos, kMask>;
+};
+template <typename T, int kD, bool kPos, bool kMask>
+struct KeyFn {
+  static constexpr auto kFn = BackwardKeyKernel<T, kD, kPos, kMask>;
+};
+
 template <typename T, int kD>
 cudaError_t ForwardTD(const BiasAttentionShape& s, HeadsView q, HeadsView k, HeadsView v, BiasView pos, BiasView mask,
                       HeadsOut out, float* lse, cudaStream_t stream) {
   constexpr std::size_t smem = ForwardSmem<T, kD>::kBytes;
-  cudaError_t e = AllowSmem(ForwardKernel<T, kD>, smem);
-  if (e != cudaSuccess) return e;
-  ForwardKernel<T, kD><<<Grid(s.q_len, s), kThreads, smem, stream>>>(s, q, k, v, pos, mask, out, lse, DropoutOf(s));
-  return cudaGetLastError();
+  return WithBiases<ForwardFn, T, kD>(pos, mask, [&](auto kernel) {
+    cudaError_t e = AllowSmem(kernel, smem);
+    if (e != cudaSuccess) return e;
+    kernel<<<Grid(s.q_len, s), kThreads, smem, stream>>>(s, q, k, v, pos, mask, out, lse, DropoutOf(s));
+    return cudaGetLastError();
+  });
 }
 
 template <typename T, int kD>
@@ -747,14 +825,21 @@ cudaError_t BackwardTD(const BiasAttentionShape& s, HeadsView q, HeadsView k, He
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
   constexpr std::size_t q_smem = QuerySmem<T, kD>::kBytes, k_smem = KeySmem<T, kD>::kBytes;
-  if ((e = AllowSmem(BackwardQueryKernel<T, kD>, q_smem)) != cudaSuccess) return e;
-  BackwardQueryKernel<T, kD>
-      <<<Grid(s.q_len, s), kThreads, q_smem, stream>>>(s, q, k, v, pos, mask, dout, lse, delta, dq, dpos, DropoutOf(s));
-  if ((e = cudaGetLastError()) != cudaSuccess) return e;
-  if ((e = AllowSmem(BackwardKeyKernel<T, kD>, k_smem)) != cudaSuccess) return e;
-  BackwardKeyKernel<T, kD>
-      <<<Grid(s.k_len, s), kThreads, k_smem, stream>>>(s, q, k, v, pos, mask, dout, lse, delta, dk, dv, DropoutOf(s));
-  return cudaGetLastError();
+  e = WithBiases<QueryFn, T, kD>(pos, mask, [&](auto kernel) {
+    cudaError_t e = AllowSmem(kernel, q_smem);
+    if (e != cudaSuccess) return e;
+    kernel<<<Grid(s.q_len, s), kThreads, q_smem, stream>>>(s, q, k, v, pos, mask, dout, lse, delta, dq, dpos,
+                                                           DropoutOf(s));
+    return cudaGetLastError();
+  });
+  if (e != cudaSuccess) return e;
+  return WithBiases<KeyFn, T, kD>(pos, mask, [&](auto kernel) {
+    cudaError_t e = AllowSmem(kernel, k_smem);
+    if (e != cudaSuccess) return e;
+    kernel<<<Grid(s.k_len, s), kThreads, k_smem, stream>>>(s, q, k, v, pos, mask, dout, lse, delta, dk, dv,
+                                                           DropoutOf(s));
+    return cudaGetLastError();
+  });
 }
 
 bool Aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
@@ -770,6 +855,8 @@ bool BiasAttentionSupports(const BiasAttentionShape& s) {
   if (s.head_dim != 64 && s.head_dim != 128) return false;
   if (!(s.dropout >= 0.f && s.dropout < 1.f)) return false;
   if (Empty(s)) return true;
+  constexpr std::int64_t kMaxLen = 1 << 30;  // the kernels index rows and keys in 32 bits
+  if (s.q_len > kMaxLen || s.k_len > kMaxLen) return false;
   constexpr std::int64_t kMaxGridY = 65535, kMaxGridX = 2147483647;
   return s.batch <= kMaxGridY / s.heads && (s.q_len + kM - 1) / kM <= kMaxGridX && (s.k_len + kM - 1) / kM <= kMaxGridX;
 }
