@@ -249,15 +249,15 @@ __device__ __forceinline__ float2 Load2(const T* p) {
 
 // pos + mask at a pair of adjacent elements of their shared-memory tiles (zero when absent).
 template <typename T, bool kPos, bool kMask>
-__device__ __forceinline__ float2 BiasPair(const T* pos, const T* mask, int offset) {
+__device__ __forceinline__ float2 BiasPair(const T* pos, const T* mask) {
   float2 sum = make_float2(0.f, 0.f);
   if constexpr (kPos) {
-    const float2 p = Load2(pos + offset);
+    const float2 p = Load2(pos);
     sum.x += p.x;
     sum.y += p.y;
   }
   if constexpr (kMask) {
-    const float2 m = Load2(mask + offset);
+    const float2 m = Load2(mask);
     sum.x += m.x;
     sum.y += m.y;
   }
@@ -276,12 +276,15 @@ struct ForwardSmem {
   static constexpr std::size_t kTile = Align(sizeof(T) * Dims<kD>::kN * Dims<kD>::kPitch);
   static constexpr std::size_t kBias = Align(sizeof(T) * kM * (Dims<kD>::kN + 8));
   static constexpr std::size_t kQ = 0, kK = kOwn, kV = kK + 2 * kTile, kPos = kV + 2 * kTile;
-  static constexpr std::size_t kMask = kPos + 2 * kBias, kBytes = kMask + 2 * kBias;
+  static constexpr std::size_t kMask = kPos + 2 * kBias, kMaskRow = Align(sizeof(T) * (Dims<kD>::kN + 8));
+  // mask_row: the mask is the same for every query (a padding mask): one row per stage.
+  __host__ __device__ static constexpr std::size_t MaskStage(bool mask_row) { return mask_row ? kMaskRow : kBias; }
+  __host__ __device__ static constexpr std::size_t Bytes(bool mask_row) { return kMask + 2 * MaskStage(mask_row); }
 };
 
 // A block per (query tile, b, h), one pass over the keys with a running max (online softmax).
 template <typename T, int kD, bool kPos, bool kMask>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, kD == 64 ? 3 : 1)
     ForwardKernel(BiasAttentionShape sh, HeadsView q, HeadsView k, HeadsView v, BiasView pos, BiasView mask,
                   HeadsOut out, float* __restrict__ lse, Dropout drop) {
   using S = ForwardSmem<T, kD>;
@@ -291,7 +294,10 @@ __global__ void __launch_bounds__(kThreads)
   auto s_k = [&](int st) { return reinterpret_cast<T*>(smem + S::kK + st * S::kTile); };
   auto s_v = [&](int st) { return reinterpret_cast<T*>(smem + S::kV + st * S::kTile); };
   auto s_pos = [&](int st) { return reinterpret_cast<T*>(smem + S::kPos + st * S::kBias); };
-  auto s_mask = [&](int st) { return reinterpret_cast<T*>(smem + S::kMask + st * S::kBias); };
+  const bool mask_row = kMask && mask.si == 0;
+  const std::size_t mask_stage = S::MaskStage(mask_row);
+  const int mask_pitch = mask_row ? 0 : kBP;
+  auto s_mask = [&](int st) { return reinterpret_cast<T*>(smem + S::kMask + st * mask_stage); };
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
   const std::int64_t bh = blockIdx.y, b = bh / sh.heads, h = bh % sh.heads;
@@ -307,7 +313,13 @@ __global__ void __launch_bounds__(kThreads)
     LoadTileAsync<T, kD, kN>(s_k(st), gk, k.sl, j0, sh.k_len);
     LoadTileAsync<T, kD, kN>(s_v(st), gv, v.sl, j0, sh.k_len);
     if constexpr (kPos) LoadBiasAsync<T, kM, kN>(s_pos(st), pos, b, h, i0, j0, sh.q_len, sh.k_len, pos_vec);
-    if constexpr (kMask) LoadBiasAsync<T, kM, kN>(s_mask(st), mask, b, h, i0, j0, sh.q_len, sh.k_len, mask_vec);
+    if constexpr (kMask) {
+      if (mask_row) {
+        LoadBiasAsync<T, 1, kN>(s_mask(st), mask, b, h, i0, j0, sh.q_len, sh.k_len, mask_vec);
+      } else {
+        LoadBiasAsync<T, kM, kN>(s_mask(st), mask, b, h, i0, j0, sh.q_len, sh.k_len, mask_vec);
+      }
+    }
     CpAsyncCommit();
   };
   LoadTileAsync<T, kD, kM>(s_q, static_cast<const T*>(q.ptr) + b * q.sb + h * q.sh, q.sl, i0, sh.q_len);
@@ -343,7 +355,8 @@ __global__ void __launch_bounds__(kThreads)
     for (int n = 0; n < kNT; ++n) {
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        const float2 add = BiasPair<T, kPos, kMask>(s_pos(st), s_mask(st), row[r] * kBP + n * 8 + 2 * t4);
+        const float2 add = BiasPair<T, kPos, kMask>(s_pos(st) + row[r] * kBP + n * 8 + 2 * t4,
+                                                    s_mask(st) + row[r] * mask_pitch + n * 8 + 2 * t4);
         s[n][2 * r] = s[n][2 * r] * sh.scale + add.x;
         s[n][2 * r + 1] = s[n][2 * r + 1] * sh.scale + add.y;
       }
@@ -445,12 +458,14 @@ struct QuerySmem {
   static constexpr std::size_t kTile = Align(sizeof(T) * Dims<kD>::kN * Dims<kD>::kPitch);
   static constexpr std::size_t kBias = Align(sizeof(T) * kM * (Dims<kD>::kN + 8));
   static constexpr std::size_t kQ = 0, kDo = kOwn, kK = 2 * kOwn, kV = kK + 2 * kTile, kPos = kV + 2 * kTile;
-  static constexpr std::size_t kMask = kPos + 2 * kBias, kBytes = kMask + 2 * kBias;
+  static constexpr std::size_t kMask = kPos + 2 * kBias, kMaskRow = Align(sizeof(T) * (Dims<kD>::kN + 8));
+  __host__ __device__ static constexpr std::size_t MaskStage(bool mask_row) { return mask_row ? kMaskRow : kBias; }
+  __host__ __device__ static constexpr std::size_t Bytes(bool mask_row) { return kMask + 2 * MaskStage(mask_row); }
 };
 
 // A block per (query tile, b, h): dq = scale * dS k, and dS (summed over the batch) into dpos.
 template <typename T, int kD, bool kPos, bool kMask>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, kD == 64 ? 3 : 1)
     BackwardQueryKernel(BiasAttentionShape sh, HeadsView q, HeadsView k, HeadsView v, BiasView pos, BiasView mask,
                         HeadsView dout, const float* __restrict__ lse, const float* __restrict__ delta, HeadsOut dq,
                         float* __restrict__ dpos, Dropout drop) {
@@ -462,7 +477,10 @@ __global__ void __launch_bounds__(kThreads)
   auto s_k = [&](int st) { return reinterpret_cast<T*>(smem + S::kK + st * S::kTile); };
   auto s_v = [&](int st) { return reinterpret_cast<T*>(smem + S::kV + st * S::kTile); };
   auto s_pos = [&](int st) { return reinterpret_cast<T*>(smem + S::kPos + st * S::kBias); };
-  auto s_mask = [&](int st) { return reinterpret_cast<T*>(smem + S::kMask + st * S::kBias); };
+  const bool mask_row = kMask && mask.si == 0;
+  const std::size_t mask_stage = S::MaskStage(mask_row);
+  const int mask_pitch = mask_row ? 0 : kBP;
+  auto s_mask = [&](int st) { return reinterpret_cast<T*>(smem + S::kMask + st * mask_stage); };
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
   const std::int64_t bh = blockIdx.y, b = bh / sh.heads, h = bh % sh.heads;
@@ -479,7 +497,13 @@ __global__ void __launch_bounds__(kThreads)
     LoadTileAsync<T, kD, kN>(s_k(st), gk, k.sl, j0, sh.k_len);
     LoadTileAsync<T, kD, kN>(s_v(st), gv, v.sl, j0, sh.k_len);
     if constexpr (kPos) LoadBiasAsync<T, kM, kN>(s_pos(st), pos, b, h, i0, j0, sh.q_len, sh.k_len, pos_vec);
-    if constexpr (kMask) LoadBiasAsync<T, kM, kN>(s_mask(st), mask, b, h, i0, j0, sh.q_len, sh.k_len, mask_vec);
+    if constexpr (kMask) {
+      if (mask_row) {
+        LoadBiasAsync<T, 1, kN>(s_mask(st), mask, b, h, i0, j0, sh.q_len, sh.k_len, mask_vec);
+      } else {
+        LoadBiasAsync<T, kM, kN>(s_mask(st), mask, b, h, i0, j0, sh.q_len, sh.k_len, mask_vec);
+      }
+    }
     CpAsyncCommit();
   };
   LoadTileAsync<T, kD, kM>(s_q, static_cast<const T*>(q.ptr) + b * q.sb + h * q.sh, q.sl, i0, sh.q_len);
@@ -524,7 +548,8 @@ __global__ void __launch_bounds__(kThreads)
     for (int n = 0; n < kNT; ++n) {
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        const float2 add = BiasPair<T, kPos, kMask>(s_pos(st), s_mask(st), row[r] * kBP + n * 8 + 2 * t4);
+        const float2 add = BiasPair<T, kPos, kMask>(s_pos(st) + row[r] * kBP + n * 8 + 2 * t4,
+                                                    s_mask(st) + row[r] * mask_pitch + n * 8 + 2 * t4);
         s[n][2 * r] = s[n][2 * r] * sh.scale + add.x;
         s[n][2 * r + 1] = s[n][2 * r + 1] * sh.scale + add.y;
       }
@@ -609,7 +634,7 @@ struct KeySmem {
 // A block per (key tile, b, h): dv = P_dropped^T dout, dk = scale * dS^T q.  The warps' scores
 // are transposed ([key, query]); the query side streams.
 template <typename T, int kD, bool kPos, bool kMask>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, kD == 64 ? 3 : 1)
     BackwardKeyKernel(BiasAttentionShape sh, HeadsView q, HeadsView k, HeadsView v, BiasView pos, BiasView mask,
                       HeadsView dout, const float* __restrict__ lse, const float* __restrict__ delta, HeadsOut dk,
                       HeadsOut dv, Dropout drop) {
@@ -694,7 +719,7 @@ __global__ void __launch_bounds__(kThreads)
       for (int e = 0; e < 2; ++e) {
         const int c = n * 8 + 2 * t4 + e;  // the query within the tile
         const float l_c = lse_c[c];
-        const float2 add = BiasPair<T, kPos, kMask>(bp, bm, c * kBP + row[0]);
+        const float2 add = BiasPair<T, kPos, kMask>(bp + c * kBP + row[0], bm + c * kBP + row[0]);
         s[n][e] = Exp2((s[n][e] * sh.scale + add.x - l_c) * kLog2e);
         s[n][2 + e] = Exp2((s[n][2 + e] * sh.scale + add.y - l_c) * kLog2e);
       }
@@ -804,9 +829,10 @@ struct KeyFn {
 template <typename T, int kD>
 cudaError_t ForwardTD(const BiasAttentionShape& s, HeadsView q, HeadsView k, HeadsView v, BiasView pos, BiasView mask,
                       HeadsOut out, float* lse, cudaStream_t stream) {
-  constexpr std::size_t smem = ForwardSmem<T, kD>::kBytes;
+  using S = ForwardSmem<T, kD>;
+  const std::size_t smem = S::Bytes(mask.ptr != nullptr && mask.si == 0);
   return WithBiases<ForwardFn, T, kD>(pos, mask, [&](auto kernel) {
-    cudaError_t e = AllowSmem(kernel, smem);
+    cudaError_t e = AllowSmem(kernel, S::Bytes(false));
     if (e != cudaSuccess) return e;
     kernel<<<Grid(s.q_len, s), kThreads, smem, stream>>>(s, q, k, v, pos, mask, out, lse, DropoutOf(s));
     return cudaGetLastError();
@@ -824,9 +850,10 @@ cudaError_t BackwardTD(const BiasAttentionShape& s, HeadsView q, HeadsView k, He
           s, out, dout, delta);
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
-  constexpr std::size_t q_smem = QuerySmem<T, kD>::kBytes, k_smem = KeySmem<T, kD>::kBytes;
+  const std::size_t q_smem = QuerySmem<T, kD>::Bytes(mask.ptr != nullptr && mask.si == 0);
+  constexpr std::size_t k_smem = KeySmem<T, kD>::kBytes;
   e = WithBiases<QueryFn, T, kD>(pos, mask, [&](auto kernel) {
-    cudaError_t e = AllowSmem(kernel, q_smem);
+    cudaError_t e = AllowSmem(kernel, QuerySmem<T, kD>::Bytes(false));
     if (e != cudaSuccess) return e;
     kernel<<<Grid(s.q_len, s), kThreads, q_smem, stream>>>(s, q, k, v, pos, mask, dout, lse, delta, dq, dpos,
                                                            DropoutOf(s));
