@@ -19,6 +19,9 @@ namespace {
 // registers (the m16n8 accumulator pairs are the m16n8k16 A layout), so scores and
 // probabilities never pass through shared memory.  A thread holds, of each 8-column slice of a
 // warp's 16 rows, rows g and g + 8 (g = lane / 4) and columns 2t, 2t + 1 (t = lane % 4).
+// The kernels are latency-bound: at head size 64 they are built for three blocks per SM
+// (registers capped at 168, a mask that is the same for every query staged as one row), and
+// each is specialised on the biases present so that its element loops have no branches.
 constexpr int kWarps = 4;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kM = 64;
