@@ -4,7 +4,8 @@
     python3 tools/bench/trace_summary.py TRACE.rank0.json --steps 5 [--top 25]
 
 Prints, per step: for the host, each busy thread's time inside ATen ops and CUDA runtime calls
-against its span, and the kernel launches; for the GPU, the span from the first to the last
+against its span, the kernel launches, and which outermost ops (an ATen op, an autograd
+function) made the most launches; for the GPU, the span from the first to the last
 activity, the time it was busy (the union of kernels, copies and memsets), the time by kernel
 family (GEMM, NCCL, the project's own kernels, elementwise, ...), the top kernels by time, and
 for communication the time NCCL kernels ran while compute kernels ran too (hidden) and alone
@@ -12,6 +13,7 @@ for communication the time NCCL kernels ran while compute kernels ran too (hidde
 Standard library only.
 """
 import argparse
+import bisect
 import collections
 import json
 import re
@@ -86,6 +88,32 @@ def host_summary(events, per_step, steps):
               f"{launches[tid] / steps:.0f} kernel launches")
 
 
+def launches_by_op(events, steps, top):
+    """Kernel launches per step, by the outermost ATen op or autograd function that made them."""
+    ops = sorted((e for e in events if e.get("ph") == "X" and e.get("cat") == "cpu_op" and "dur" in e),
+                 key=lambda e: (e["ts"], -e["dur"]))
+    outer = collections.defaultdict(list)  # thread -> [(start, end, name)] of ops no other op encloses
+    for e in ops:
+        spans = outer[e.get("tid")]
+        if spans and e["ts"] < spans[-1][1]:
+            continue
+        spans.append((e["ts"], e["ts"] + e["dur"], e["name"]))
+    starts = {tid: [start for start, _, _ in spans] for tid, spans in outer.items()}
+    counts = collections.Counter()
+    for e in events:
+        if e.get("ph") != "X" or e.get("cat") != "cuda_runtime" or "LaunchKernel" not in e.get("name", ""):
+            continue
+        spans = outer.get(e.get("tid"), [])
+        i = bisect.bisect_right(starts.get(e.get("tid"), []), e["ts"]) - 1
+        inside = i >= 0 and e["ts"] < spans[i][1]
+        counts[spans[i][2] if inside else "(outside any op)"] += 1
+    if not counts:
+        return
+    print(f"kernel launches per step by the outermost op (top {top}):")
+    for name, n in counts.most_common(top):
+        print(f"  {n / steps:7.0f}  {name}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("trace")
@@ -101,6 +129,7 @@ def main():
         sys.exit(f"trace_summary: {args.trace}: {e}")
     per_step = 1.0 / args.steps / 1000.0  # microseconds in the trace -> ms per step
     host_summary(events, per_step, args.steps)
+    launches_by_op(events, args.steps, args.top)
     gpu = [e for e in events
            if e.get("ph") == "X" and e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset") and "dur" in e]
     if not gpu:

@@ -40,6 +40,7 @@ grep -qF "thread 1: in ATen ops / CUDA calls 0.990 ms of its 0.995 ms span, 1 ke
   fail "the main thread"
 grep -qF "thread 2: in ATen ops / CUDA calls 0.200 ms of its 0.600 ms span, 0 kernel launches" "$tmp/out" ||
   fail "the autograd thread"
+grep -qE "^ +1  aten::mm$" "$tmp/out" || fail "the launch inside aten::mm"
 grep -qE "^  nccl +0\.400 " "$tmp/out" || fail "the NCCL family"
 grep -qF "NCCL kernels 0.400 ms per step, 0.200 ms of it hidden under compute, 0.200 ms exposed" "$tmp/out" ||
   fail "hidden / exposed communication"
