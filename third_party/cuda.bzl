@@ -28,7 +28,9 @@ def cuda_library(name, srcs, hdrs = [], deps = [], nvcc_flags = NVCC_FLAGS, tags
             name = o[:-2] + "_nvcc",
             srcs = [s] + hdrs,
             outs = [o],
-            cmd = "%s %s -I. -I$(GENDIR) -c $(location %s) -o $@" % (NVCC, " ".join(nvcc_flags), s),
+            # -objtemp: intermediates beside the object, not in /tmp, where two sandboxed
+            # nvcc runs (both PID 2 in their namespaces) chose the same temporary names.
+            cmd = "%s %s -objtemp -I. -I$(GENDIR) -c $(location %s) -o $@" % (NVCC, " ".join(nvcc_flags), s),
             tags = tags + ["nvcc"],
         )
         objs.append(o)
