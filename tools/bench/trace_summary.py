@@ -68,6 +68,11 @@ def intersection_length(a, b):
     return total
 
 
+def is_launch(e):
+    """A CUDA runtime call that launches a kernel."""
+    return e.get("ph") == "X" and e.get("cat") == "cuda_runtime" and "LaunchKernel" in e.get("name", "")
+
+
 def host_summary(events, per_step, steps):
     """The three busiest host threads: time inside ATen ops / CUDA runtime calls, launches."""
     host = [e for e in events if e.get("ph") == "X" and e.get("cat") in ("cpu_op", "cuda_runtime") and "dur" in e]
@@ -77,7 +82,7 @@ def host_summary(events, per_step, steps):
     launches = collections.Counter()
     for e in host:
         by_tid[e.get("tid")].append((e["ts"], e["ts"] + e["dur"]))
-        if e["cat"] == "cuda_runtime" and "LaunchKernel" in e["name"]:
+        if is_launch(e):
             launches[e.get("tid")] += 1
     busy = {tid: union_length(iv) for tid, iv in by_tid.items()}
     print("host, per step (the three busiest threads):")
@@ -101,7 +106,7 @@ def launches_by_op(events, steps, top):
     starts = {tid: [start for start, _, _ in spans] for tid, spans in outer.items()}
     counts = collections.Counter()
     for e in events:
-        if e.get("ph") != "X" or e.get("cat") != "cuda_runtime" or "LaunchKernel" not in e.get("name", ""):
+        if not is_launch(e):
             continue
         spans = outer.get(e.get("tid"), [])
         i = bisect.bisect_right(starts.get(e.get("tid"), []), e["ts"]) - 1
