@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
+#include "ops/accumulate.h"
 
 namespace zt {
 namespace {
@@ -32,6 +33,17 @@ class GradReadyHook : public torch::autograd::FunctionPostHook {
 // How many buckets may be in flight before the oldest is waited for (partitioned mode keeps
 // memory to the shard plus these).
 constexpr std::size_t kMaxInFlightPartitioned = 2;
+
+// Hooks queue their gradients and add them in batches (ops/accumulate.h): one kernel per batch
+// instead of one ATen add per parameter.  A batch goes when it holds this many bytes of
+// gradients (kept alive until then) or slices, and before any bucket is reduced.
+constexpr std::int64_t kQueueBytes = 64 << 20;
+constexpr std::size_t kQueueSlices = 256;
+
+bool Queueable(const at::Tensor& g) {
+  const at::ScalarType t = g.scalar_type();
+  return t == at::kFloat || t == at::kBFloat16 || t == at::kHalf;
+}
 
 }  // namespace
 
@@ -122,16 +134,16 @@ void GradReducer::OnGradReady(std::size_t i) {
   absl::Status s = CallTorch("gradient hook", [&] {
     if (!g.defined()) return;
     if (options_.partitioned) {
-      at::Tensor flat = g.reshape({-1});
+      const at::Tensor flat = g.contiguous();
       for (std::size_t b : buckets_of_param_[i]) {
         const Range br = buckets_[b].range;
         const std::int64_t lo = std::max(br.begin, r.begin), hi = std::min(br.end, r.end);
-        if (!staging_[b].defined()) staging_[b] = at::zeros({br.size()}, f32_);
-        staging_[b].narrow(0, lo - br.begin, hi - lo).add_(flat.narrow(0, lo - r.begin, hi - lo));
+        if (!staging_[b].defined()) staging_[b] = NewStaging(b);
+        Accumulate(flat, lo - r.begin, staging_[b], lo - br.begin, hi - lo);
       }
       g.reset();
     } else if (!views_ || p.scalar_type() != at::kFloat) {
-      full_.narrow(0, r.begin, r.size()).add_(g.reshape({-1}));
+      Accumulate(g.contiguous(), 0, full_, r.begin, r.size());
       g.reset();
     } else if (g.data_ptr() != full_.data_ptr<float>() + r.begin) {
       // Autograd replaced our view (a user reset .grad mid-step): fold it back in.
@@ -139,6 +151,7 @@ void GradReducer::OnGradReady(std::size_t i) {
       g = full_.narrow(0, r.begin, r.size()).view(p.sizes());
     }
   });
+  if (s.ok() && (queued_bytes_ >= kQueueBytes || queued_.size() >= kQueueSlices)) s = FlushQueued();
   if (!s.ok()) {
     Fail(s);
     return;
@@ -150,14 +163,45 @@ void GradReducer::OnGradReady(std::size_t i) {
   if (options_.overlap) LaunchReadyInOrder();
 }
 
+void GradReducer::Accumulate(const at::Tensor& src, std::int64_t src_offset, const at::Tensor& dst,
+                             std::int64_t dst_offset, std::int64_t n) {
+  if (!Queueable(src)) {
+    dst.narrow(0, dst_offset, n).add_(src.view({-1}).narrow(0, src_offset, n));
+    return;
+  }
+  queued_.push_back(ops::AccumulateSlice{src, src_offset, dst, dst_offset, n});
+  queued_bytes_ += n * src.element_size();
+}
+
+absl::Status GradReducer::FlushQueued() {
+  if (queued_.empty()) return absl::OkStatus();
+  absl::Status s = CallTorch("add queued gradients", [&] { ops::AccumulateSlices(queued_); });
+  queued_.clear();
+  queued_bytes_ = 0;
+  return s;
+}
+
+at::Tensor GradReducer::NewStaging(std::size_t b) {
+  const Range br = buckets_[b].range;
+  if (buckets_[b].owner == comm_.rank()) {  // straight into the shard (zero between steps)
+    const Range shard = layout_.shard(comm_.rank());
+    return shard_.narrow(0, br.begin - shard.begin, br.size());
+  }
+  return at::zeros({br.size()}, f32_);
+}
+
 at::Tensor GradReducer::BucketSource(std::size_t b) {
   const Range br = buckets_[b].range;
   if (!options_.partitioned) return full_.narrow(0, br.begin, br.size());
-  if (!staging_[b].defined()) staging_[b] = at::zeros({br.size()}, f32_);
+  if (!staging_[b].defined()) staging_[b] = NewStaging(b);
   return staging_[b];
 }
 
 void GradReducer::LaunchReadyInOrder() {
+  if (next_launch_ < buckets_.size() && ready_[next_launch_]) {
+    const absl::Status s = FlushQueued();
+    if (!s.ok()) Fail(s);
+  }
   while (next_launch_ < buckets_.size() && ready_[next_launch_]) Launch(next_launch_++);
 }
 
@@ -205,7 +249,8 @@ void GradReducer::Complete(InFlight& f) {
       if (post != 1.0) f.dest.mul_(post);
       if (options_.partitioned) {
         const Range shard = layout_.shard(comm_.rank());
-        shard_.narrow(0, b.range.begin - shard.begin, b.range.size()).copy_(f.dest);
+        at::Tensor mine = shard_.narrow(0, b.range.begin - shard.begin, b.range.size());
+        if (mine.data_ptr() != f.dest.data_ptr()) mine.copy_(f.dest);
       }
     });
     if (!s.ok()) Fail(s);
@@ -225,6 +270,7 @@ void GradReducer::Fail(const absl::Status& s) {
 
 absl::Status GradReducer::FinishBackward() {
   std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status s = FlushQueued(); !s.ok()) Fail(s);
   if (boundary_) {
     std::fill(ready_.begin(), ready_.end(), true);  // parameters that got no gradient count as zero
     LaunchReadyInOrder();
@@ -251,6 +297,8 @@ at::Tensor GradReducer::ShardGrads() const {
 
 void GradReducer::ZeroGrads() {
   std::lock_guard<std::mutex> lock(mu_);
+  queued_.clear();  // gradients of a backward that failed
+  queued_bytes_ = 0;
   if (full_.defined()) full_.zero_();
   if (shard_.defined()) shard_.zero_();
   for (auto& s : staging_) s.reset();

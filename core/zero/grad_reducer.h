@@ -14,7 +14,10 @@
 //    place; 16-bit parameters' gradients are added into it by a hook and freed.
 //  - partitioned (stage 2 without accumulation): a hook copies each gradient into its bucket's
 //    staging buffer and frees it; a finished bucket is reduced to the rank owning its range and
-//    freed, so a rank holds only its own shard plus the buckets in flight.
+//    freed, so a rank holds only its own shard plus the buckets in flight.  A bucket this rank
+//    owns stages in its shard itself.
+// Hooks queue the gradients they add and add them in batches, one kernel per batch on CUDA
+// (ops/accumulate.h); a batch is added before any bucket is reduced and in FinishBackward().
 // Buckets (partition.h) are started strictly in backward order, the same on every rank, whatever
 // order hooks fire in.  Nothing is communicated on micro-steps that are not accumulation
 // boundaries.  Hooks run inside autograd and cannot return errors: the first one is kept and
@@ -35,6 +38,7 @@
 #include "absl/status/statusor.h"
 #include "core/comm/communicator.h"
 #include "core/zero/partition.h"
+#include "ops/accumulate.h"
 
 namespace torch::autograd {
 struct Node;
@@ -105,6 +109,11 @@ class GradReducer {
               const GradReducerOptions& options);
   void InstallHooks();
   void OnGradReady(std::size_t param);  // hook body
+  // dst[dst_offset, +n) += src.flat[src_offset, +n), queued (under mu_).
+  void Accumulate(const at::Tensor& src, std::int64_t src_offset, const at::Tensor& dst, std::int64_t dst_offset,
+                  std::int64_t n);
+  absl::Status FlushQueued();
+  at::Tensor NewStaging(std::size_t b);  // partitioned mode: bucket b's zeroed staging buffer
   at::Tensor BucketSource(std::size_t b);
   void LaunchReadyInOrder();
   void Launch(std::size_t b);
@@ -127,6 +136,8 @@ class GradReducer {
   std::vector<int> pending_;  // params of the bucket still to report this backward
   std::vector<bool> ready_;
   std::vector<at::Tensor> staging_;  // partitioned mode
+  std::vector<ops::AccumulateSlice> queued_;
+  std::int64_t queued_bytes_ = 0;
   std::size_t next_launch_ = 0;
   std::deque<InFlight> in_flight_;
   bool boundary_ = true;

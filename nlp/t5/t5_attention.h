@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "nlp/t5/t5_config.h"
+#include "ops/linear.h"
 
 namespace zt::nlp::t5 {
 
@@ -25,7 +26,7 @@ class Weight : public torch::nn::Module {
   Weight(std::int64_t rows, std::int64_t cols, double std) {
     weight = register_parameter("weight", at::empty({rows, cols}).normal_(0.0, std));
   }
-  at::Tensor Linear(const at::Tensor& x) const { return at::linear(x, weight); }
+  at::Tensor Linear(const at::Tensor& x) const { return ops::Linear(x, weight); }  // one autograd node
   at::Tensor weight;
 };
 

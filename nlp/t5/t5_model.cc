@@ -20,6 +20,7 @@
 #include "core/util/logging.h"
 #include "core/util/torch_status.h"
 #include "nlp/t5/t5_attention.h"
+#include "ops/dropout.h"
 #include "ops/linear_cross_entropy.h"
 #include "ops/rms_norm.h"
 
@@ -57,8 +58,14 @@ class DenseActDense : public torch::nn::Module {
   // fp32 output then carries the residual stream in fp32 until the final layer norm, as in HF.
   at::Tensor forward(const at::Tensor& x, bool training) const {
     ZT_PROFILE_MODULE(this);
-    at::Tensor h = c_.gated ? Act(wi_0->Linear(x)) * wi_1->Linear(x) : Act(wi->Linear(x));
-    h = at::dropout(h, c_.dropout_rate, training);
+    at::Tensor h;
+    if (c_.gated) {
+      h = at::dropout(Act(wi_0->Linear(x)) * wi_1->Linear(x), c_.dropout_rate, training);
+    } else if (c_.activation == "relu") {
+      h = ops::ReluDropout(wi->Linear(x), c_.dropout_rate, training);
+    } else {
+      h = at::dropout(Act(wi->Linear(x)), c_.dropout_rate, training);
+    }
     if (wo->weight.scalar_type() == at::kHalf) return at::linear(h.to(at::kFloat), wo->weight.to(at::kFloat));
     if (h.scalar_type() != wo->weight.scalar_type()) h = h.to(wo->weight.scalar_type());
     return wo->Linear(h);
@@ -82,7 +89,8 @@ at::Tensor ClampHalf(const at::Tensor& x) {
   return at::clamp(x, -max, max);
 }
 
-// One sublayer: pre-norm, the inner computation, dropout, residual.
+// One sublayer: pre-norm, the inner computation, dropout and the residual add in one op
+// (ops/dropout.h).
 struct SelfAttentionLayer : torch::nn::Module {
   SelfAttentionLayer(const T5Config& c, bool relative_bias, bool bidirectional) : rate(c.dropout_rate) {
     SelfAttention = register_module("SelfAttention", std::make_shared<Attention>(c, relative_bias, bidirectional));
@@ -91,7 +99,7 @@ struct SelfAttentionLayer : torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const AttnBias& bias) {
     ZT_PROFILE_MODULE(this);
     const at::Tensor n = layer_norm->forward(x);
-    return ClampHalf(x + at::dropout(SelfAttention->forward(n, n, bias, is_training()), rate, is_training()));
+    return ClampHalf(ops::DropoutAdd(x, SelfAttention->forward(n, n, bias, is_training()), rate, is_training()));
   }
   double rate;
   std::shared_ptr<Attention> SelfAttention;
@@ -106,7 +114,7 @@ struct CrossAttentionLayer : torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const at::Tensor& enc, const AttnBias& bias) {
     ZT_PROFILE_MODULE(this);
     const at::Tensor n = layer_norm->forward(x);
-    return ClampHalf(x + at::dropout(EncDecAttention->forward(n, enc, bias, is_training()), rate, is_training()));
+    return ClampHalf(ops::DropoutAdd(x, EncDecAttention->forward(n, enc, bias, is_training()), rate, is_training()));
   }
   double rate;
   std::shared_ptr<Attention> EncDecAttention;
@@ -121,7 +129,7 @@ struct FeedForwardLayer : torch::nn::Module {
   at::Tensor forward(const at::Tensor& x) {
     ZT_PROFILE_MODULE(this);
     const at::Tensor n = layer_norm->forward(x);
-    return ClampHalf(x + at::dropout(DenseReluDense->forward(n, is_training()), rate, is_training()));
+    return ClampHalf(ops::DropoutAdd(x, DenseReluDense->forward(n, is_training()), rate, is_training()));
   }
   double rate;
   std::shared_ptr<DenseActDense> DenseReluDense;

@@ -91,6 +91,17 @@ __global__ void __launch_bounds__(kColumnThreads)
   dw_partial[static_cast<std::int64_t>(blockIdx.y) * d + j] = acc;
 }
 
+// dw[j] = sum over groups of dw_partial[g, j], in the weight's dtype.
+template <typename W>
+__global__ void __launch_bounds__(kColumnThreads)
+    RmsNormWeightGradSumKernel(const float* __restrict__ dw_partial, int groups, std::int64_t d, W* __restrict__ dw) {
+  const std::int64_t j = static_cast<std::int64_t>(blockIdx.x) * kColumnThreads + threadIdx.x;
+  if (j >= d) return;
+  float acc = 0;
+  for (int g = 0; g < groups; ++g) acc += dw_partial[g * d + j];
+  Store(dw, j, acc);
+}
+
 template <typename X, typename W, typename Y>
 cudaError_t Forward(const void* x, const void* w, std::int64_t rows, std::int64_t d, float eps, void* y, float* rstd,
                     cudaStream_t stream) {
@@ -102,17 +113,21 @@ cudaError_t Forward(const void* x, const void* w, std::int64_t rows, std::int64_
 
 template <typename X, typename W, typename Y>
 cudaError_t Backward(const void* x, const void* w, const float* rstd, const void* dy, std::int64_t rows, std::int64_t d,
-                     void* dx, float* dw_partial, cudaStream_t stream) {
+                     void* dx, float* dw_partial, void* dw, cudaStream_t stream) {
   const std::int64_t blocks = (rows + kWarps - 1) / kWarps;
   RmsNormBackwardKernel<X, W, Y><<<static_cast<unsigned>(blocks), kWarps * 32, 0, stream>>>(
       static_cast<const X*>(x), static_cast<const W*>(w), rstd, static_cast<const Y*>(dy), rows, d,
       static_cast<X*>(dx));
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
-  const dim3 grid(static_cast<unsigned>((d + kColumnThreads - 1) / kColumnThreads),
-                  static_cast<unsigned>(RmsNormWeightGroups(rows)));
-  RmsNormWeightGradKernel<X, W, Y><<<grid, kColumnThreads, 0, stream>>>(static_cast<const X*>(x), rstd,
-                                                                        static_cast<const Y*>(dy), rows, d, dw_partial);
+  const int groups = RmsNormWeightGroups(rows);
+  const unsigned column_blocks = static_cast<unsigned>((d + kColumnThreads - 1) / kColumnThreads);
+  RmsNormWeightGradKernel<X, W, Y><<<dim3(column_blocks, static_cast<unsigned>(groups)), kColumnThreads, 0, stream>>>(
+      static_cast<const X*>(x), rstd, static_cast<const Y*>(dy), rows, d, dw_partial);
+  e = cudaGetLastError();
+  if (e != cudaSuccess) return e;
+  RmsNormWeightGradSumKernel<W>
+      <<<column_blocks, kColumnThreads, 0, stream>>>(dw_partial, groups, d, static_cast<W*>(dw));
   return cudaGetLastError();
 }
 
@@ -136,11 +151,12 @@ struct BackwardRun {
   const void* dy;
   std::int64_t rows, d;
   void* dx;
-  float* dw;
+  float* dw_partial;
+  void* dw;
   cudaStream_t s;
   template <typename X, typename W, typename Y>
   cudaError_t operator()() const {
-    return Backward<X, W, Y>(x, w, rstd, dy, rows, d, dx, dw, s);
+    return Backward<X, W, Y>(x, w, rstd, dy, rows, d, dx, dw_partial, dw, s);
   }
 };
 
@@ -176,10 +192,10 @@ cudaError_t LaunchRmsNormForward(NormDtype x_dtype, NormDtype w_dtype, const voi
 
 cudaError_t LaunchRmsNormBackward(NormDtype x_dtype, NormDtype w_dtype, const void* x, const void* weight,
                                   const float* rstd, const void* dy, std::int64_t rows, std::int64_t d, void* dx,
-                                  float* dw_partial, cudaStream_t stream) {
+                                  float* dw_partial, void* dw, cudaStream_t stream) {
   if (rows <= 0 || d <= 0) return rows < 0 || d < 0 ? cudaErrorInvalidValue : cudaSuccess;
   if ((rows + kWarps - 1) / kWarps > 0x7fffffffLL) return cudaErrorInvalidValue;
-  const BackwardRun run{x, weight, rstd, dy, rows, d, dx, dw_partial, stream};
+  const BackwardRun run{x, weight, rstd, dy, rows, d, dx, dw_partial, dw, stream};
   return Dispatch(x_dtype, w_dtype, run);
 }
 

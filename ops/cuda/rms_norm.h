@@ -4,8 +4,9 @@
 // x [rows, d] in `x_dtype`, weight [d] in `w_dtype`; y [rows, d] in the weight's dtype when it is
 // 16-bit, else float32 (HF's T5LayerNorm): y = w * round_w(x * rstd), rstd = rsqrt(mean(x^2) + eps)
 // with every sum in float32.  The forward writes rstd [rows] (float32) for the backward.
-// Backward: dx [rows, d] in x's dtype; dw_partial [groups, d] float32 row-group sums of
-// dy * round_w(x * rstd), to be summed over groups (RmsNormWeightGroups(rows) of them).
+// Backward: dx [rows, d] in x's dtype; dw [d] in the weight's dtype, the sum over rows of
+// dy * round_w(x * rstd): float32 sums of row groups first, in the workspace dw_partial
+// [RmsNormWeightGroups(rows), d], then their sum.
 //
 // Dtype pairs (x, w): (bf16, bf16), (f16, f16), (f32, f32), (f32, bf16), (f32, f16); others
 // return cudaErrorInvalidValue.  Asynchronous on `stream`.
@@ -29,7 +30,7 @@ cudaError_t LaunchRmsNormForward(NormDtype x_dtype, NormDtype w_dtype, const voi
 
 cudaError_t LaunchRmsNormBackward(NormDtype x_dtype, NormDtype w_dtype, const void* x, const void* weight,
                                   const float* rstd, const void* dy, std::int64_t rows, std::int64_t d, void* dx,
-                                  float* dw_partial, cudaStream_t stream);
+                                  float* dw_partial, void* dw, cudaStream_t stream);
 
 }  // namespace zt::ops::cuda
 

@@ -59,12 +59,13 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     const c10::cuda::CUDAGuard guard(x.device());
     const std::int64_t d = w.size(0), rows = x.numel() / d;
     at::Tensor dx = at::empty(x.sizes(), x.options());
-    at::Tensor partial = at::empty({RmsNormWeightGroups(rows), d}, x.options().dtype(at::kFloat));
+    const at::Tensor partial = at::empty({RmsNormWeightGroups(rows), d}, x.options().dtype(at::kFloat));
+    at::Tensor dw = at::empty({d}, w.options());
     CheckLaunch(LaunchRmsNormBackward(*DtypeOf(x.scalar_type()), *DtypeOf(w.scalar_type()), x.data_ptr(), w.data_ptr(),
                                       rstd.data_ptr<float>(), dy.data_ptr(), rows, d, dx.data_ptr(),
-                                      partial.data_ptr<float>(), at::cuda::getCurrentCUDAStream()),
+                                      partial.data_ptr<float>(), dw.data_ptr(), at::cuda::getCurrentCUDAStream()),
                 "backward kernels");
-    return {dx, partial.sum(0).to(w.scalar_type()), at::Tensor()};
+    return {dx, dw, at::Tensor()};
   }
 };
 

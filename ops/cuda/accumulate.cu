@@ -1,0 +1,94 @@
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+#include "ops/cuda/accumulate.h"
+
+namespace zt::ops::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kVec = 8;  // elements per vector step: 16 bytes of a 16-bit source, two float4 of float
+constexpr std::int64_t kMaxBlocksPerSlice = 512;
+
+struct Batch {
+  RawSlice slice[kAccumulateBatch];
+};
+
+__device__ __forceinline__ float ToFloat(float v) { return v; }
+__device__ __forceinline__ float ToFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float ToFloat(__half v) { return __half2float(v); }
+
+template <typename T>
+__device__ void AddSlice(const T* __restrict__ src, float* __restrict__ dst, std::int64_t n) {
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * kThreads;
+  const std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  std::int64_t done = 0;
+  const bool aligned =
+      reinterpret_cast<std::uintptr_t>(src) % 16 == 0 && reinterpret_cast<std::uintptr_t>(dst) % 16 == 0;
+  if (aligned) {
+    done = n / kVec * kVec;
+    for (std::int64_t v = first; v < n / kVec; v += stride) {
+      constexpr int kWords = kVec * sizeof(T) / 16;
+      uint4 w[kWords];
+#pragma unroll
+      for (int k = 0; k < kWords; ++k) w[k] = reinterpret_cast<const uint4*>(src + v * kVec)[k];
+      const T* e = reinterpret_cast<const T*>(w);
+      float4* d = reinterpret_cast<float4*>(dst + v * kVec);
+      float4 a = d[0], b = d[1];
+      a.x += ToFloat(e[0]);
+      a.y += ToFloat(e[1]);
+      a.z += ToFloat(e[2]);
+      a.w += ToFloat(e[3]);
+      b.x += ToFloat(e[4]);
+      b.y += ToFloat(e[5]);
+      b.z += ToFloat(e[6]);
+      b.w += ToFloat(e[7]);
+      d[0] = a;
+      d[1] = b;
+    }
+  }
+  for (std::int64_t i = done + first; i < n; i += stride) dst[i] += ToFloat(src[i]);
+}
+
+__global__ void __launch_bounds__(kThreads) AccumulateKernel(const __grid_constant__ Batch batch) {
+  const RawSlice& s = batch.slice[blockIdx.y];
+  switch (s.dtype) {
+    case AccumulateDtype::kFloat32:
+      AddSlice(static_cast<const float*>(s.src), s.dst, s.n);
+      break;
+    case AccumulateDtype::kBFloat16:
+      AddSlice(static_cast<const __nv_bfloat16*>(s.src), s.dst, s.n);
+      break;
+    case AccumulateDtype::kFloat16:
+      AddSlice(static_cast<const __half*>(s.src), s.dst, s.n);
+      break;
+  }
+}
+
+}  // namespace
+
+cudaError_t LaunchAccumulate(const RawSlice* slices, int count, cudaStream_t stream) {
+  if (count < 0) return cudaErrorInvalidValue;
+  for (int i = 0; i < count;) {
+    Batch batch{};
+    int m = 0;
+    std::int64_t most = 0;
+    for (; i < count && m < kAccumulateBatch; ++i) {
+      if (slices[i].n < 0) return cudaErrorInvalidValue;
+      if (slices[i].n == 0) continue;
+      batch.slice[m++] = slices[i];
+      if (slices[i].n > most) most = slices[i].n;
+    }
+    if (m == 0) continue;
+    std::int64_t blocks = (most + kThreads * kVec - 1) / (kThreads * kVec);
+    if (blocks > kMaxBlocksPerSlice) blocks = kMaxBlocksPerSlice;
+    AccumulateKernel<<<dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(m)), kThreads, 0, stream>>>(batch);
+    const cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+  }
+  return cudaSuccess;
+}
+
+}  // namespace zt::ops::cuda

@@ -1,0 +1,40 @@
+// Registers the CUDA kernel of ops/accumulate.h (ops/cuda/accumulate.h) for at::Tensor slices.
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/util/Exception.h>
+
+#include <vector>
+
+#include "ops/accumulate.h"
+#include "ops/cuda/accumulate.h"
+
+namespace zt::ops::cuda {
+namespace {
+
+AccumulateDtype DtypeOf(at::ScalarType t) {
+  if (t == at::kBFloat16) return AccumulateDtype::kBFloat16;
+  if (t == at::kHalf) return AccumulateDtype::kFloat16;
+  return AccumulateDtype::kFloat32;  // the entry point has checked for these three
+}
+
+void AccumulateSlicesCuda(const std::vector<AccumulateSlice>& slices) {
+  const c10::cuda::CUDAGuard guard(slices[0].dst.device());
+  std::vector<RawSlice> raw;
+  raw.reserve(slices.size());
+  for (const AccumulateSlice& s : slices) {
+    const auto* src = static_cast<const char*>(s.src.data_ptr()) + s.src_offset * s.src.element_size();
+    raw.push_back(RawSlice{src, s.dst.data_ptr<float>() + s.dst_offset, s.n, DtypeOf(s.src.scalar_type())});
+  }
+  const cudaError_t e =
+      LaunchAccumulate(raw.data(), static_cast<int>(raw.size()), at::cuda::getCurrentCUDAStream().stream());
+  TORCH_CHECK(e == cudaSuccess, "AccumulateSlices: kernel launch failed: ", cudaGetErrorString(e));
+}
+
+[[maybe_unused]] const bool kRegistered = [] {
+  RegisterCudaAccumulateSlices(&AccumulateSlicesCuda);
+  return true;
+}();
+
+}  // namespace
+}  // namespace zt::ops::cuda
