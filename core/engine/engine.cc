@@ -400,7 +400,10 @@ absl::StatusOr<at::Tensor> Engine::Forward(const Batch& batch) {
   auto loss = CallTorch("forward", [&] {
     Batch on_device;
     for (const auto& [name, t] : batch) {
-      at::Tensor x = t.to(device_);
+      // A host tensor goes through pinned memory: a copy from pageable memory first waits for
+      // the device to finish everything queued before it.
+      at::Tensor x =
+          device_.is_cuda() && t.is_cpu() ? t.pin_memory().to(device_, /*non_blocking=*/true) : t.to(device_);
       if (config_.fp16.enabled && config_.fp16.auto_cast && x.is_floating_point()) x = x.to(at::kHalf);
       on_device.emplace(name, std::move(x));
     }
