@@ -4,9 +4,12 @@
 #include <cstdint>
 
 #include "ops/cuda/accumulate.h"
+#include "ops/cuda/element.cuh"
 
 namespace zt::ops::cuda {
 namespace {
+
+using element::ToFloat;
 
 constexpr int kThreads = 256;
 constexpr int kVec = 8;  // elements per vector step: 16 bytes of a 16-bit source, two float4 of float
@@ -15,10 +18,6 @@ constexpr std::int64_t kMaxBlocksPerSlice = 512;
 struct Batch {
   RawSlice slice[kAccumulateBatch];
 };
-
-__device__ __forceinline__ float ToFloat(float v) { return v; }
-__device__ __forceinline__ float ToFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float ToFloat(__half v) { return __half2float(v); }
 
 template <typename T>
 __device__ void AddSlice(const T* __restrict__ src, float* __restrict__ dst, std::int64_t n) {

@@ -7,9 +7,14 @@
 #include <type_traits>
 
 #include "ops/cuda/bias_attention.h"
+#include "ops/cuda/element.cuh"
 
 namespace zt::ops::cuda {
 namespace {
+
+using element::FromFloat;
+using element::Mix32;
+using element::ToFloat;
 
 // Every kernel runs 4 warps on a tile of kM = 64 rows it owns (queries in the forward and the
 // dq pass, keys in the dk/dv pass), 16 rows per warp, and streams tiles of kN rows of the other
@@ -49,20 +54,8 @@ struct Pair<__half> {
   using Type = __half2;
 };
 
-__device__ __forceinline__ float ToFloat(__nv_bfloat16 x) { return __bfloat162float(x); }
-__device__ __forceinline__ float ToFloat(__half x) { return __half2float(x); }
 __device__ __forceinline__ float2 ToFloat2(__nv_bfloat162 x) { return __bfloat1622float2(x); }
 __device__ __forceinline__ float2 ToFloat2(__half2 x) { return __half22float2(x); }
-template <typename T>
-__device__ __forceinline__ T FromFloat(float x);
-template <>
-__device__ __forceinline__ __nv_bfloat16 FromFloat<__nv_bfloat16>(float x) {
-  return __float2bfloat16(x);
-}
-template <>
-__device__ __forceinline__ __half FromFloat<__half>(float x) {
-  return __float2half(x);
-}
 
 // Two floats rounded to T, `lo` in the low half (the lower column of an mma fragment pair).
 template <typename T>
@@ -223,16 +216,6 @@ struct Dropout {
   std::uint32_t threshold;  // out of 65536; 0: no dropout
   float keep_scale;         // 1 / (1 - p)
 };
-
-// A 32-bit integer hash with full avalanche (two multiply-xorshift rounds).
-__device__ __forceinline__ std::uint32_t Mix32(std::uint32_t x) {
-  x ^= x >> 16;
-  x *= 0x7feb352du;
-  x ^= x >> 15;
-  x *= 0x846ca68bu;
-  x ^= x >> 16;
-  return x;
-}
 
 // Element (bh, i, j) is kept when its 16-bit draw clears the threshold.  One hash gives the
 // draws of keys j and j + 1 (j even): Draws(RowKey(bh, i), j) holds key j's in its low half.

@@ -1,35 +1,21 @@
 #include "ops/cuda/bias_attention_autograd.h"
 
 #include <ATen/ATen.h>
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include <mutex>
 #include <optional>
 
 #include "ops/cuda/bias_attention.h"
+#include "ops/cuda/dropout_seed.h"
 
 namespace zt::ops::cuda {
 namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-thread_local std::uint64_t test_seed = 0;
-
-std::uint64_t NextSeed() {
-  if (test_seed != 0) {
-    const std::uint64_t s = test_seed;
-    test_seed = 0;
-    return s;
-  }
-  at::Generator gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  return gen.get<at::CPUGeneratorImpl>()->random64();
-}
 
 std::optional<BiasAttentionDtype> DtypeOf(at::ScalarType t) {
   if (t == at::kBFloat16) return BiasAttentionDtype::kBFloat16;
@@ -76,7 +62,7 @@ class BiasAttentionFunction : public torch::autograd::Function<BiasAttentionFunc
   // may be empty (none).
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const at::Tensor& pos, const at::Tensor& mask, double scale, double dropout) {
-    const std::uint64_t seed = dropout > 0 ? NextSeed() : 0;
+    const std::uint64_t seed = dropout > 0 ? NextDropoutSeed() : 0;
     const BiasAttentionShape s = ShapeOf(q, k, scale, dropout, seed);
     at::Tensor out = at::empty({s.batch, s.q_len, s.heads, s.head_dim}, q.options());
     at::Tensor lse = at::empty({s.batch, s.heads, s.q_len}, q.options().dtype(at::kFloat));
@@ -183,6 +169,6 @@ at::Tensor BiasAttentionKeepMask(std::int64_t batch, std::int64_t heads, std::in
   return keep.to(at::kBool);
 }
 
-void SetBiasAttentionSeedForTesting(std::uint64_t seed) { test_seed = seed; }
+void SetBiasAttentionSeedForTesting(std::uint64_t seed) { SetNextDropoutSeedForTesting(seed); }
 
 }  // namespace zt::ops::cuda

@@ -5,33 +5,20 @@
 #include <cstdint>
 
 #include "ops/cuda/dropout.h"
+#include "ops/cuda/element.cuh"
 
 namespace zt::ops::cuda {
 namespace {
+
+using element::FromFloat;
+using element::Mix32;
+using element::ToFloat;
 
 constexpr int kThreads = 256;
 constexpr int kPerThread = 8;  // consecutive elements per thread and iteration: 16 bytes of 16-bit ones
 constexpr std::int64_t kMaxBlocks = 1 << 16;
 
 enum Op { kAddForward, kAddBackward, kReluForward, kReluBackward };
-
-__device__ __forceinline__ float ToFloat(float v) { return v; }
-__device__ __forceinline__ float ToFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float ToFloat(__half v) { return __half2float(v); }
-template <typename T>
-__device__ __forceinline__ T FromFloat(float v);
-template <>
-__device__ __forceinline__ float FromFloat<float>(float v) {
-  return v;
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 FromFloat<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
-template <>
-__device__ __forceinline__ __half FromFloat<__half>(float v) {
-  return __float2half_rn(v);
-}
 
 // kPerThread elements from p + base: 16-byte loads when `full` (aligned and in bounds).
 template <typename T>
@@ -68,16 +55,6 @@ __device__ __forceinline__ void Store(T* __restrict__ p, std::int64_t base, std:
       if (base + i < n) p[base + i] = FromFloat<T>(v[i]);
     }
   }
-}
-
-// A 32-bit integer hash with full avalanche (two multiply-xorshift rounds).
-__device__ __forceinline__ std::uint32_t Mix32(std::uint32_t x) {
-  x ^= x >> 16;
-  x *= 0x7feb352du;
-  x ^= x >> 15;
-  x *= 0x846ca68bu;
-  x ^= x >> 16;
-  return x;
 }
 
 // The 16-bit draws of elements 2q (low half) and 2q + 1 (high half).

@@ -1,16 +1,15 @@
 #include "ops/cuda/dropout_autograd.h"
 
 #include <ATen/ATen.h>
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include <mutex>
 #include <optional>
 
 #include "ops/cuda/dropout.h"
+#include "ops/cuda/dropout_seed.h"
 #include "ops/dropout.h"
 
 namespace zt::ops::cuda {
@@ -18,19 +17,6 @@ namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-thread_local std::uint64_t test_seed = 0;
-
-std::uint64_t NextSeed() {
-  if (test_seed != 0) {
-    const std::uint64_t s = test_seed;
-    test_seed = 0;
-    return s;
-  }
-  at::Generator gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  return gen.get<at::CPUGeneratorImpl>()->random64();
-}
 
 std::optional<DropoutDtype> DtypeOf(at::ScalarType t) {
   switch (t) {
@@ -63,7 +49,7 @@ class DropoutAddFunction : public torch::autograd::Function<DropoutAddFunction> 
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& h, double p) {
     const at::Tensor xc = x.contiguous(), hc = h.contiguous();
-    const DropoutDraw draw = MakeDropoutDraw(p, NextSeed(), nullptr);
+    const DropoutDraw draw = MakeDropoutDraw(p, NextDropoutSeed(), nullptr);
     at::Tensor y = at::empty_like(xc);
     Check(LaunchDropoutAddForward(*DtypeOf(xc.scalar_type()), xc.data_ptr(), hc.data_ptr(), xc.numel(), draw,
                                   y.data_ptr(), at::cuda::getCurrentCUDAStream()),
@@ -89,7 +75,7 @@ class ReluDropoutFunction : public torch::autograd::Function<ReluDropoutFunction
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& h, double p) {
     const at::Tensor hc = h.contiguous();
-    const DropoutDraw draw = MakeDropoutDraw(p, NextSeed(), nullptr);
+    const DropoutDraw draw = MakeDropoutDraw(p, NextDropoutSeed(), nullptr);
     at::Tensor y = at::empty_like(hc);
     Check(LaunchReluDropoutForward(*DtypeOf(hc.scalar_type()), hc.data_ptr(), hc.numel(), draw, y.data_ptr(),
                                    at::cuda::getCurrentCUDAStream()),
@@ -140,7 +126,5 @@ at::Tensor ReluDropoutCuda(const at::Tensor& h, double p) {
   const c10::cuda::CUDAGuard guard(h.device());
   return ReluDropoutFunction::apply(h, p);
 }
-
-void SetDropoutSeedForTesting(std::uint64_t seed) { test_seed = seed; }
 
 }  // namespace zt::ops::cuda

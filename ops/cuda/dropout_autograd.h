@@ -7,8 +7,6 @@
 
 #include <ATen/ATen.h>
 
-#include <cstdint>
-
 namespace zt::ops::cuda {
 
 // x + dropout(h, p): x and h CUDA tensors of one device, shape and dtype (float32, bfloat16,
@@ -17,9 +15,6 @@ at::Tensor DropoutAddCuda(const at::Tensor& x, const at::Tensor& h, double p);
 
 // dropout(relu(h), p), under the same terms.  Differentiable in h.
 at::Tensor ReluDropoutCuda(const at::Tensor& h, double p);
-
-// The seed the next call on this thread uses, instead of one from the default generator (tests).
-void SetDropoutSeedForTesting(std::uint64_t seed);
 
 }  // namespace zt::ops::cuda
 

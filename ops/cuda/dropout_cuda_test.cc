@@ -10,6 +10,7 @@
 
 #include "gtest/gtest.h"
 #include "ops/cuda/dropout_autograd.h"
+#include "ops/cuda/dropout_seed.h"
 #include "ops/dropout.h"
 
 namespace zt::ops::cuda {
@@ -118,9 +119,9 @@ TEST(DropoutCuda, ElementsAreDrawnIndependently) {
 TEST(DropoutCuda, SeedsRepeatAndDiffer) {
   at::manual_seed(1);
   const at::Tensor h = at::ones({4096}, at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16));
-  SetDropoutSeedForTesting(42);
+  SetNextDropoutSeedForTesting(42);
   const at::Tensor a = ReluDropoutCuda(h, 0.5);
-  SetDropoutSeedForTesting(42);
+  SetNextDropoutSeedForTesting(42);
   const at::Tensor b = ReluDropoutCuda(h, 0.5);
   const at::Tensor c = ReluDropoutCuda(h, 0.5);
   const at::Tensor d = ReluDropoutCuda(h, 0.5);
@@ -142,15 +143,15 @@ TEST(DropoutCuda, UnalignedAndStridedInputsDrawTheSameMask) {
   xu.copy_(x);
   hu.copy_(h);
   ASSERT_NE(reinterpret_cast<std::uintptr_t>(xu.data_ptr()) % 16, 0u);
-  SetDropoutSeedForTesting(9);
+  SetNextDropoutSeedForTesting(9);
   const at::Tensor aligned = DropoutAddCuda(x, h, 0.2);
-  SetDropoutSeedForTesting(9);
+  SetNextDropoutSeedForTesting(9);
   EXPECT_TRUE(at::equal(aligned, DropoutAddCuda(xu, hu, 0.2)));
 
   const at::Tensor m = Values(64 * 48, at::kHalf).view({64, 48});
-  SetDropoutSeedForTesting(5);
+  SetNextDropoutSeedForTesting(5);
   const at::Tensor strided = ReluDropoutCuda(m.t(), 0.2);
-  SetDropoutSeedForTesting(5);
+  SetNextDropoutSeedForTesting(5);
   EXPECT_TRUE(at::equal(strided, ReluDropoutCuda(m.t().contiguous(), 0.2)));
   EXPECT_EQ(strided.sizes(), m.t().sizes());
 }

@@ -3,10 +3,14 @@
 
 #include <cstdint>
 
+#include "ops/cuda/element.cuh"
 #include "ops/cuda/fused_adam.h"
 
 namespace zt::ops::cuda {
 namespace {
+
+using element::FromFloat;
+using element::ToFloat;
 
 constexpr int kThreads = 256;
 constexpr int kPerThread = 4;  // elements per thread per tile
@@ -18,19 +22,6 @@ struct ChunkList {
   std::int64_t first_tile[kFusedAdamMaxChunks + 1];
   int count;
 };
-
-template <typename Out>
-__device__ __forceinline__ Out Round(float v);
-template <>
-__device__ __forceinline__ __nv_bfloat16 Round<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
-template <>
-__device__ __forceinline__ __half Round<__half>(float v) {
-  return __float2half_rn(v);
-}
-__device__ __forceinline__ float Widen(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float Widen(__half v) { return __half2float(v); }
 
 // AdamReference's arithmetic with explicit round-to-nearest operations: nvcc would otherwise
 // contract a*b+c into fused multiply-adds and the results would drift from the CPU's.
@@ -66,9 +57,9 @@ __global__ void __launch_bounds__(kThreads)
     ch.exp_avg[i] = m;
     ch.exp_avg_sq[i] = v;
     if (out16 != nullptr) {
-      const Out o = Round<Out>(p);
+      const Out o = FromFloat<Out>(p);
       out16[i] = o;
-      bad |= isinf(Widen(o)) && !isinf(p);
+      bad |= isinf(ToFloat(o)) && !isinf(p);
     }
   }
   if (nonfinite != nullptr && __syncthreads_or(bad) && threadIdx.x == 0) *nonfinite = 1;

@@ -6,10 +6,14 @@
 #include <cstdint>
 #include <limits>
 
+#include "ops/cuda/element.cuh"
 #include "ops/cuda/pair_bias_attention.h"
 
 namespace zt::ops::cuda {
 namespace {
+
+using element::FromFloat;
+using element::ToFloat;
 
 // Every kernel runs 128 threads.  A block owns a tile of kRows rows (query rows in the forward
 // and dq passes, key rows in the dk/dv pass) and streams tiles of kCols rows of the other side
@@ -33,25 +37,6 @@ struct Tiles {
   static_assert(32 % kGroup == 0, "a row's threads must sit in one warp");
   static_assert(kCols % kGroup == 0 && kD % kGroup == 0, "tiles must split evenly");
 };
-
-__device__ __forceinline__ float ToFloat(float x) { return x; }
-__device__ __forceinline__ float ToFloat(__nv_bfloat16 x) { return __bfloat162float(x); }
-__device__ __forceinline__ float ToFloat(__half x) { return __half2float(x); }
-
-template <typename T>
-__device__ __forceinline__ T FromFloat(float x);
-template <>
-__device__ __forceinline__ float FromFloat<float>(float x) {
-  return x;
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 FromFloat<__nv_bfloat16>(float x) {
-  return __float2bfloat16(x);
-}
-template <>
-__device__ __forceinline__ __half FromFloat<__half>(float x) {
-  return __float2half(x);
-}
 
 // Reductions over the kGroup threads of one row (consecutive lanes of one warp).  Every lane of
 // the warp must call them.
