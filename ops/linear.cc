@@ -4,6 +4,8 @@
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <vector>
+
 #include "ops/fused_impl.h"
 
 namespace zt::ops {
