@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "core/profiler/module_scope.h"
 #include "core/util/logging.h"
@@ -78,7 +79,18 @@ Attention::Attention(const T5Config& c, bool relative_bias, bool bidirectional) 
 
 at::Tensor Attention::forward(const at::Tensor& x, const at::Tensor& kv, const AttnBias& bias, bool training) const {
   ZT_PROFILE_MODULE(this);
-  const at::Tensor qp = q->Linear(x), kp = k->Linear(kv), vp = v->Linear(kv);
+  // One product for the projections of one input (q, k, v of x in self-attention; k, v of
+  // the encoder output in cross-attention): the weights lie back to back in the engine's
+  // flat buffer, and the kernels' gradients come back as one matrix (ops/linear.h).
+  at::Tensor qp, kp, vp;
+  if (x.is_same(kv)) {
+    const std::vector<at::Tensor> qkv = ops::Linears(x, {q->weight, k->weight, v->weight});
+    qp = qkv[0], kp = qkv[1], vp = qkv[2];
+  } else {
+    qp = q->Linear(x);
+    const std::vector<at::Tensor> kvp = ops::Linears(kv, {k->weight, v->weight});
+    kp = kvp[0], vp = kvp[1];
+  }
 #ifdef ZT_CUDA
   if (FlashAttention(qp, c_)) {
     // Per-head views of the projections [B, L, H, d_kv]: the kernels read them in place and

@@ -6,7 +6,10 @@
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <algorithm>
+#include <array>
 #include <optional>
+#include <vector>
 
 #include "ops/cuda/bias_attention.h"
 #include "ops/cuda/dropout_seed.h"
@@ -52,6 +55,45 @@ BiasAttentionShape ShapeOf(const at::Tensor& q, const at::Tensor& k, double scal
   return s;
 }
 
+// Gradients for q, k, v.  Inputs that are column blocks of one [B, L, n * H * D] tensor (a
+// fused projection's output, ops::Linears) get the same column blocks of one new tensor, so that
+// the projection's backward takes them as one matrix; the others new [B, L, H, D] tensors.
+std::array<at::Tensor, 3> GradsLike(const std::array<at::Tensor, 3>& in) {
+  std::array<at::Tensor, 3> out;
+  for (int i = 0; i < 3; ++i) {
+    if (out[i].defined()) continue;
+    const at::Tensor& t = in[i];
+    std::vector<int> group = {i};
+    for (int j = i + 1; j < 3; ++j) {
+      if (!out[j].defined() && in[j].storage().is_alias_of(t.storage()) && in[j].sizes().equals(t.sizes()) &&
+          in[j].strides().equals(t.strides())) {
+        group.push_back(j);
+      }
+    }
+    const std::int64_t n = static_cast<std::int64_t>(group.size()), hd = t.size(2) * t.size(3);
+    bool blocks = n > 1 && t.stride(3) == 1 && t.stride(2) == t.size(3) && t.stride(1) == n * hd &&
+                  t.stride(0) == t.size(1) * t.stride(1);
+    std::int64_t lo = t.storage_offset();
+    for (int j : group) lo = std::min(lo, in[j].storage_offset());
+    std::vector<bool> seen(n, false);
+    for (int j : group) {
+      const std::int64_t rel = in[j].storage_offset() - lo;
+      if (rel % hd != 0 || rel / hd >= n || seen[rel / hd]) {
+        blocks = false;
+        break;
+      }
+      seen[rel / hd] = true;
+    }
+    if (!blocks) {
+      out[i] = at::empty(t.sizes(), t.options());
+      continue;
+    }
+    const at::Tensor buffer = at::empty({t.size(0), t.size(1), n * hd}, t.options());
+    for (int j : group) out[j] = buffer.narrow(2, in[j].storage_offset() - lo, hd).view(t.sizes());
+  }
+  return out;
+}
+
 void Check(cudaError_t e, const char* what) {
   TORCH_CHECK(e == cudaSuccess, "BiasAttentionCuda: ", what, " failed: ", cudaGetErrorString(e));
 }
@@ -91,9 +133,7 @@ class BiasAttentionFunction : public torch::autograd::Function<BiasAttentionFunc
     const c10::cuda::CUDAGuard guard(q.device());
     const at::Tensor dout =
         grad_outputs[0].to(q.scalar_type()).contiguous().view({s.batch, s.q_len, s.heads, s.head_dim});
-    at::Tensor dq = at::empty({s.batch, s.q_len, s.heads, s.head_dim}, q.options());
-    at::Tensor dk = at::empty({s.batch, s.k_len, s.heads, s.head_dim}, k.options());
-    at::Tensor dv = at::empty({s.batch, s.k_len, s.heads, s.head_dim}, v.options());
+    auto [dq, dk, dv] = GradsLike({q, k, v});
     at::Tensor delta = at::empty({s.batch, s.heads, s.q_len}, q.options().dtype(at::kFloat));
     const bool pos_grad = pos.numel() > 0 && ctx->needs_input_grad(3);
     at::Tensor dpos = pos_grad ? at::zeros({s.heads, s.q_len, s.k_len}, q.options().dtype(at::kFloat)) : at::Tensor();

@@ -1,8 +1,9 @@
 // The tensor-core T5 attention (ops/cuda/bias_attention_autograd.h) against a float64 reference
 // on fresh random inputs: the output and the gradients of q, k, v and the position bias, with
 // a padding mask, a causal mask, lengths that are not whole tiles, strided views, and dropout
-// replayed from the kernels' own pattern.
+// replayed from the kernels' own pattern; and the gradients' layout for a fused projection.
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include <cstdint>
 #include <string>
@@ -108,6 +109,39 @@ TEST(BiasAttentionCuda, DropoutKeepsTheExpectedShareAndChangesWithTheSeed) {
   EXPECT_TRUE(at::equal(a, BiasAttentionKeepMask(4, 8, 256, 256, 0.1, 1, at::kCUDA)));
   const double same = (a == b).to(at::kDouble).mean().item<double>();
   EXPECT_NEAR(same, 0.9 * 0.9 + 0.1 * 0.1, 0.005);  // independent draws
+}
+
+// q, k, v as the column blocks of one [B, L, 3 * H * D] projection (ops::Linears' output): the
+// gradients are the same blocks of one new tensor, equal to those of separate inputs.
+TEST(BiasAttentionCuda, GradientsOfOneProjectionComeBackAsOneMatrix) {
+  at::manual_seed(7);
+  const std::int64_t b = 2, l = 96, h = 4, d = 64, hd = h * d;
+  const auto opts = at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA);
+  const at::Tensor qkv = at::randn({b, l, 3 * hd}, opts).requires_grad_(true);
+  auto block = [&](const at::Tensor& t, int i) { return t.narrow(2, i * hd, hd).view({b, l, h, d}); };
+  const at::Tensor q = block(qkv, 0), k = block(qkv, 1), v = block(qkv, 2);
+  const at::Tensor pos = at::randn({1, h, l, l}, opts);
+  const at::Tensor dout = at::randn({b, l, hd}, opts);
+  SetBiasAttentionSeedForTesting(5);
+  const at::Tensor out = BiasAttentionCuda(q, k, v, pos, {}, 1.0, 0.1, /*training=*/true);
+  ASSERT_TRUE(out.defined());
+  const std::vector<at::Tensor> g = torch::autograd::grad({out}, {q, k, v}, {dout});
+  EXPECT_TRUE(g[0].storage().is_alias_of(g[2].storage()));
+  EXPECT_EQ(g[0].stride(1), 3 * hd);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(static_cast<const char*>(g[i].data_ptr()), static_cast<const char*>(g[0].data_ptr()) + i * hd * 2);
+  }
+
+  const at::Tensor qs = q.detach().contiguous().requires_grad_(true), ks = k.detach().contiguous().requires_grad_(true),
+                   vs = v.detach().contiguous().requires_grad_(true);
+  SetBiasAttentionSeedForTesting(5);
+  const at::Tensor out_s = BiasAttentionCuda(qs, ks, vs, pos, {}, 1.0, 0.1, /*training=*/true);
+  out_s.backward(dout);
+  EXPECT_TRUE(at::equal(out, out_s));
+  EXPECT_TRUE(at::equal(g[0], qs.grad()));
+  EXPECT_TRUE(at::equal(g[1], ks.grad()));
+  EXPECT_TRUE(at::equal(g[2], vs.grad()));
+  EXPECT_FALSE(qs.grad().storage().is_alias_of(ks.grad().storage())) << "separate inputs, separate gradients";
 }
 
 TEST(BiasAttentionCuda, InputsTheKernelsDoNotTakeAreRefused) {
