@@ -89,16 +89,18 @@ __global__ void __launch_bounds__(kThreads, kD == 64 ? 3 : 1)
   issue(0);
 
   const int row[2] = {warp * 16 + g, warp * 16 + g + 8};
-  float row_lse[2], row_delta[2];
+  float row_lse2[2], row_delta[2];  // lse * log2(e): p = 2^(s log2(e) - lse2)
   std::uint32_t row_key[2] = {0u, 0u};
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const std::int64_t i = i0 + row[r];
     const float v = i < sh.q_len ? lse[bh * sh.q_len + i] : -INFINITY;
-    row_lse[r] = v == -INFINITY ? INFINITY : v;  // a row with no key (or none at all): p = 0
+    row_lse2[r] = v == -INFINITY ? INFINITY : v * kLog2e;  // a row with no key (or none at all): p = 0
     row_delta[r] = i < sh.q_len ? delta[bh * sh.q_len + i] : 0.f;
     if (drop.threshold != 0) row_key[r] = RowKey(drop, bh, i);
   }
+  float* const dpos_tile = dpos != nullptr ? dpos + (h * sh.q_len + i0) * sh.k_len : nullptr;  // the tile's rows
+  const int rows_in = static_cast<int>(sh.q_len - i0);  // rows of this tile that exist
   float acc[kDT][4];
 #pragma unroll
   for (int n = 0; n < kDT; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
@@ -128,8 +130,8 @@ __global__ void __launch_bounds__(kThreads, kD == 64 ? 3 : 1)
       for (int r = 0; r < 2; ++r) {
         const float2 add = BiasPair<T, kPos, kMask>(s_pos(st) + row[r] * kBP + n * 8 + 2 * t4,
                                                     s_mask(st) + row[r] * mask_pitch + n * 8 + 2 * t4);
-        s[n][2 * r] = s[n][2 * r] * sh.scale + add.x;
-        s[n][2 * r + 1] = s[n][2 * r + 1] * sh.scale + add.y;
+        s[n][2 * r] = fmaf(s[n][2 * r], sh.scale, add.x);
+        s[n][2 * r + 1] = fmaf(s[n][2 * r + 1], sh.scale, add.y);
       }
     }
     if (jt + kN > lk) {  // the last tile: keys past the end have p = 0
@@ -143,14 +145,14 @@ __global__ void __launch_bounds__(kThreads, kD == 64 ? 3 : 1)
         }
       }
     }
-    if (drop.threshold != 0) {  // dP of the dropped product: dp * z
+    if (drop.threshold != 0) {  // dP of the dropped product: dp * z, z = kept / (1 - p) (applied below)
 #pragma unroll
       for (int n = 0; n < kNT; ++n) {
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
           const std::uint32_t d = Draws(row_key[r], jt + n * 8 + 2 * t4);
-          dp[n][2 * r] *= KeptLow(drop, d) ? drop.keep_scale : 0.f;
-          dp[n][2 * r + 1] *= KeptHigh(drop, d) ? drop.keep_scale : 0.f;
+          dp[n][2 * r] = KeptLow(drop, d) ? dp[n][2 * r] : 0.f;
+          dp[n][2 * r + 1] = KeptHigh(drop, d) ? dp[n][2 * r + 1] : 0.f;
         }
       }
     }
@@ -158,20 +160,18 @@ __global__ void __launch_bounds__(kThreads, kD == 64 ? 3 : 1)
     for (int n = 0; n < kNT; ++n) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const float p = Exp2((s[n][e] - row_lse[e / 2]) * kLog2e);
-        s[n][e] = p * (dp[n][e] - row_delta[e / 2]);  // dS
+        const float p = Exp2(fmaf(s[n][e], kLog2e, -row_lse2[e / 2]));
+        s[n][e] = p * fmaf(dp[n][e], drop.keep_scale, -row_delta[e / 2]);  // dS
       }
     }
-    if (dpos != nullptr) {
-      const int lq = static_cast<int>(sh.q_len);
+    if (dpos_tile != nullptr) {
 #pragma unroll
       for (int n = 0; n < kNT; ++n) {
         const int j = jt + n * 8 + 2 * t4;
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
-          const int i = static_cast<int>(i0) + row[r];
-          if (i >= lq || j >= lk) continue;
-          float* dst = dpos + (h * sh.q_len + i) * sh.k_len + j;
+          if (row[r] >= rows_in || j >= lk) continue;
+          float* dst = dpos_tile + row[r] * sh.k_len + j;
           if (pairs) {
             atomicAdd(reinterpret_cast<float2*>(dst), make_float2(s[n][2 * r], s[n][2 * r + 1]));
           } else {
@@ -247,7 +247,7 @@ __global__ void __launch_bounds__(kThreads, kD == 64 ? 3 : 1)
     for (int c = threadIdx.x; c < kN; c += kThreads) {
       const std::int64_t i = i0 + c;
       const float v = i < sh.q_len ? lse[bh * sh.q_len + i] : -INFINITY;
-      s_lse(st)[c] = v == -INFINITY ? INFINITY : v;  // a query with no key (or none at all): p = 0
+      s_lse(st)[c] = v == -INFINITY ? INFINITY : v * kLog2e;  // lse log2(e); a query with no key: p = 0
       s_delta(st)[c] = i < sh.q_len ? delta[bh * sh.q_len + i] : 0.f;
       s_key(st)[c] = drop.threshold != 0 ? RowKey(drop, bh, i) : 0u;
     }
@@ -298,8 +298,8 @@ __global__ void __launch_bounds__(kThreads, kD == 64 ? 3 : 1)
         const int c = n * 8 + 2 * t4 + e;  // the query within the tile
         const float l_c = lse_c[c];
         const float2 add = BiasPair<T, kPos, kMask>(bp + c * kBP + row[0], bm + c * kBP + row[0]);
-        s[n][e] = Exp2((s[n][e] * sh.scale + add.x - l_c) * kLog2e);
-        s[n][2 + e] = Exp2((s[n][2 + e] * sh.scale + add.y - l_c) * kLog2e);
+        s[n][e] = Exp2(fmaf(fmaf(s[n][e], sh.scale, add.x), kLog2e, -l_c));
+        s[n][2 + e] = Exp2(fmaf(fmaf(s[n][2 + e], sh.scale, add.y), kLog2e, -l_c));
       }
     }
     if (drop.threshold != 0) {
@@ -310,11 +310,11 @@ __global__ void __launch_bounds__(kThreads, kD == 64 ? 3 : 1)
           const int c = n * 8 + 2 * t4 + e;
           const float d_c = delta_c[c];
           const std::uint32_t d = Draws(key_c[c], j_pair);
-          const float z0 = KeptLow(drop, d) ? drop.keep_scale : 0.f, z1 = KeptHigh(drop, d) ? drop.keep_scale : 0.f;
-          dp[n][e] = s[n][e] * (dp[n][e] * z0 - d_c);  // dS, for dk
-          dp[n][2 + e] = s[n][2 + e] * (dp[n][2 + e] * z1 - d_c);
-          s[n][e] *= z0;  // the dropped probabilities, for dv
-          s[n][2 + e] *= z1;
+          const bool k0 = KeptLow(drop, d), k1 = KeptHigh(drop, d);
+          dp[n][e] = s[n][e] * fmaf(k0 ? dp[n][e] : 0.f, drop.keep_scale, -d_c);  // dS, for dk
+          dp[n][2 + e] = s[n][2 + e] * fmaf(k1 ? dp[n][2 + e] : 0.f, drop.keep_scale, -d_c);
+          s[n][e] = k0 ? s[n][e] : 0.f;  // the kept probabilities, for dv (1 / (1 - p) at the end)
+          s[n][2 + e] = k1 ? s[n][2 + e] : 0.f;
         }
       }
     } else {
@@ -344,7 +344,7 @@ __global__ void __launch_bounds__(kThreads, kD == 64 ? 3 : 1)
       *reinterpret_cast<std::uint32_t*>(gdk + j * dk.sl + n * 8 + 2 * t4) =
           Pack<T>(acc_dk[n][2 * r] * sh.scale, acc_dk[n][2 * r + 1] * sh.scale);
       *reinterpret_cast<std::uint32_t*>(gdv + j * dv.sl + n * 8 + 2 * t4) =
-          Pack<T>(acc_dv[n][2 * r], acc_dv[n][2 * r + 1]);
+          Pack<T>(acc_dv[n][2 * r] * drop.keep_scale, acc_dv[n][2 * r + 1] * drop.keep_scale);
     }
   }
 }

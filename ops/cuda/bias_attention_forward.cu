@@ -101,8 +101,8 @@ __global__ void __launch_bounds__(kThreads, kD == 64 ? 3 : 1)
       for (int r = 0; r < 2; ++r) {
         const float2 add = BiasPair<T, kPos, kMask>(s_pos(st) + row[r] * kBP + n * 8 + 2 * t4,
                                                     s_mask(st) + row[r] * mask_pitch + n * 8 + 2 * t4);
-        s[n][2 * r] = s[n][2 * r] * sh.scale + add.x;
-        s[n][2 * r + 1] = s[n][2 * r + 1] * sh.scale + add.y;
+        s[n][2 * r] = fmaf(s[n][2 * r], sh.scale, add.x);
+        s[n][2 * r + 1] = fmaf(s[n][2 * r + 1], sh.scale, add.y);
       }
     }
     if (jt + kN > lk) {  // the last tile: keys past the end take no share
@@ -122,13 +122,14 @@ __global__ void __launch_bounds__(kThreads, kD == 64 ? 3 : 1)
 #pragma unroll
       for (int r = 0; r < 2; ++r) mx[r] = fmaxf(mx[r], fmaxf(s[n][2 * r], s[n][2 * r + 1]));
     }
-    float base[2];
+    float nb[2];  // -base * log2(e): p = 2^(s log2(e) + nb)
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(kFullMask, mx[r], 1));
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(kFullMask, mx[r], 2));
-      base[r] = mx[r] == -INFINITY ? 0.f : mx[r];  // a row with no key yet stays at zero
-      const float alpha = Exp2((m[r] - base[r]) * kLog2e);
+      const float base = mx[r] == -INFINITY ? 0.f : mx[r];  // a row with no key yet stays at zero
+      const float alpha = Exp2((m[r] - base) * kLog2e);
+      nb[r] = -base * kLog2e;
       m[r] = mx[r];
       l[r] *= alpha;
 #pragma unroll
@@ -141,7 +142,7 @@ __global__ void __launch_bounds__(kThreads, kD == 64 ? 3 : 1)
     for (int n = 0; n < kNT; ++n) {
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        const float p0 = Exp2((s[n][2 * r] - base[r]) * kLog2e), p1 = Exp2((s[n][2 * r + 1] - base[r]) * kLog2e);
+        const float p0 = Exp2(fmaf(s[n][2 * r], kLog2e, nb[r])), p1 = Exp2(fmaf(s[n][2 * r + 1], kLog2e, nb[r]));
         l[r] += p0 + p1;  // this thread's columns; the quad's sum is taken at the end
         s[n][2 * r] = p0;
         s[n][2 * r + 1] = p1;
@@ -153,8 +154,8 @@ __global__ void __launch_bounds__(kThreads, kD == 64 ? 3 : 1)
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
           const std::uint32_t d = Draws(row_key[r], jt + n * 8 + 2 * t4);
-          s[n][2 * r] *= KeptLow(drop, d) ? drop.keep_scale : 0.f;
-          s[n][2 * r + 1] *= KeptHigh(drop, d) ? drop.keep_scale : 0.f;
+          s[n][2 * r] = KeptLow(drop, d) ? s[n][2 * r] : 0.f;  // 1 / (1 - p) is applied at the end
+          s[n][2 * r + 1] = KeptHigh(drop, d) ? s[n][2 * r + 1] : 0.f;
         }
       }
     }
@@ -169,7 +170,7 @@ __global__ void __launch_bounds__(kThreads, kD == 64 ? 3 : 1)
     l[r] += __shfl_xor_sync(kFullMask, l[r], 2);
     const std::int64_t i = i0 + row[r];
     if (i >= sh.q_len) continue;
-    const float inv = l[r] > 0.f ? 1.f / l[r] : 0.f;
+    const float inv = l[r] > 0.f ? drop.keep_scale / l[r] : 0.f;
     const float base = m[r] == -INFINITY ? 0.f : m[r];
     if (t4 == 0) lse[bh * sh.q_len + i] = l[r] > 0.f ? base + __logf(l[r]) : -INFINITY;
 #pragma unroll

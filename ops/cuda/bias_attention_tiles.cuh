@@ -173,17 +173,21 @@ __device__ __forceinline__ void ScoresTimesTile(float (&acc)[Dims<kD>::kDTiles][
   }
 }
 
-// Rows row0.. of a [L, D] operand (rows `sl` apart) into s (pitch kPitch), zero past len.
+// Rows row0.. of a [L, D] operand (rows `sl` apart) into s (pitch kPitch), zero past len.  A
+// thread copies the same 16-byte column of rows kStep apart, so its source pointer only steps.
 template <typename T, int kD, int kRows>
 __device__ __forceinline__ void LoadTileAsync(T* s, const T* g, std::int64_t sl, std::int64_t row0, std::int64_t len) {
-  constexpr int kVecs = kD / 8;
-  static_assert(kRows * kVecs % kThreads == 0, "whole iterations");
+  constexpr int kVecs = kD / 8, kStep = kThreads / kVecs;
+  static_assert(kThreads % kVecs == 0 && kRows % kStep == 0, "whole iterations");
+  const int r = threadIdx.x / kVecs, c = (threadIdx.x % kVecs) * 8;
+  const int left = static_cast<int>(len - row0) - r;  // this thread's rows t * kStep < left exist
+  const T* src = g + (row0 + r) * sl + c;
+  T* dst = s + r * Dims<kD>::kPitch + c;
 #pragma unroll
-  for (int t = 0; t < kRows * kVecs / kThreads; ++t) {
-    const int idx = threadIdx.x + t * kThreads, r = idx / kVecs, c = (idx % kVecs) * 8;
-    const std::int64_t row = row0 + r;
-    const bool ok = row < len;
-    CpAsync16(s + r * Dims<kD>::kPitch + c, ok ? g + row * sl + c : g, ok);
+  for (int t = 0; t < kRows / kStep; ++t) {
+    const bool ok = t * kStep < left;
+    CpAsync16(dst + t * kStep * Dims<kD>::kPitch, ok ? src : g, ok);
+    src += kStep * sl;
   }
 }
 
@@ -200,8 +204,24 @@ __device__ __forceinline__ void LoadBiasAsync(T* s, const BiasView& v, std::int6
                                               std::int64_t j0, std::int64_t lq, std::int64_t lk, bool vec) {
   const T* base = static_cast<const T*>(v.ptr) + b * v.sb + h * v.sh;
   constexpr int kPitch = kCols + 8;
+  constexpr int kVecs = kCols / 8;
+  if constexpr (kThreads % kVecs == 0 && kRows % (kThreads / kVecs) == 0) {
+    if (vec) {  // as LoadTileAsync: a thread's column is fixed, its rows kStep apart
+      constexpr int kStep = kThreads / kVecs;
+      const int r = threadIdx.x / kVecs, c = (threadIdx.x % kVecs) * 8;
+      const int left = j0 + c < lk ? static_cast<int>(lq - i0) - r : 0;
+      const T* src = base + (i0 + r) * v.si + j0 + c;
+      T* dst = s + r * kPitch + c;
+#pragma unroll
+      for (int t = 0; t < kRows / kStep; ++t) {
+        const bool ok = t * kStep < left;
+        CpAsync16(dst + t * kStep * kPitch, ok ? src : base, ok);
+        src += kStep * v.si;
+      }
+      return;
+    }
+  }
   if (vec) {
-    constexpr int kVecs = kCols / 8;
     for (int idx = threadIdx.x; idx < kRows * kVecs; idx += kThreads) {
       const int r = idx / kVecs, c = (idx % kVecs) * 8;
       const std::int64_t i = i0 + r, j = j0 + c;
@@ -233,27 +253,29 @@ __device__ __forceinline__ std::uint32_t Draws(std::uint32_t row_key, std::uint3
   return Mix32(row_key ^ ((j >> 1) * 0x9e3779b1u));
 }
 
-// Two adjacent 16-bit elements of shared memory as floats.
+// Two adjacent 16-bit elements of shared memory, as a pair and as floats.
+template <typename T>
+__device__ __forceinline__ typename Pair<T>::Type LoadPair(const T* p) {
+  return *reinterpret_cast<const typename Pair<T>::Type*>(p);
+}
 template <typename T>
 __device__ __forceinline__ float2 Load2(const T* p) {
-  return ToFloat2(*reinterpret_cast<const typename Pair<T>::Type*>(p));
+  return ToFloat2(LoadPair(p));
 }
 
-// pos + mask at a pair of adjacent elements of their shared-memory tiles (zero when absent).
+// pos + mask at a pair of adjacent elements of their shared-memory tiles (zero when absent),
+// summed in T as HF's T5 sums them (one instruction for the pair).
 template <typename T, bool kPos, bool kMask>
 __device__ __forceinline__ float2 BiasPair(const T* pos, const T* mask) {
-  float2 sum = make_float2(0.f, 0.f);
-  if constexpr (kPos) {
-    const float2 p = Load2(pos);
-    sum.x += p.x;
-    sum.y += p.y;
+  if constexpr (kPos && kMask) {
+    return ToFloat2(__hadd2(LoadPair(pos), LoadPair(mask)));
+  } else if constexpr (kPos) {
+    return Load2(pos);
+  } else if constexpr (kMask) {
+    return Load2(mask);
+  } else {
+    return make_float2(0.f, 0.f);
   }
-  if constexpr (kMask) {
-    const float2 m = Load2(mask);
-    sum.x += m.x;
-    sum.y += m.y;
-  }
-  return sum;
 }
 __device__ __forceinline__ bool KeptLow(const Dropout& d, std::uint32_t draws) {
   return (draws & 0xffffu) >= d.threshold;
