@@ -12,12 +12,12 @@
 // the probabilities meet v rounded to the 16-bit type, as HF's T5Attention rounds them.
 //
 // The forward makes one pass over the keys per tile of 64 query rows with a running row
-// maximum (online softmax) and keeps the row logsumexp (lse [B,H,Lq] float32) for the
-// backward.  The backward recomputes the probabilities: one kernel per query tile writes dq and
-// adds dS (summed over the batch) into dpos [H, Lq, Lk] float32 with atomics, another per key
-// tile writes dk and dv.  No [Lq, Lk] matrix is ever stored.  Dropout keeps element (b,h,i,j)
-// when a 16-bit hash of (seed, b, h, i, j) clears p rounded to 1/65536, the same draw in the
-// forward and the backward; kept probabilities are scaled by 1 / (1 - p).
+// maximum (online softmax) and keeps the row logsumexp for the backward (lse [B,H,Lq] float32,
+// in base 2: log2 of the row's sum of exp, +inf for a row with no key, whose p are all 0).  The backward recomputes the
+// probabilities: one kernel per query tile writes dq and adds dS (summed over the batch) into dpos [H, Lq, Lk] float32
+// with atomics, another per key tile writes dk and dv.  No [Lq, Lk] matrix is ever stored.  Dropout keeps element
+// (b,h,i,j) when a 16-bit hash of (seed, b, h, i, j) clears p rounded to 1/65536, the same draw in the forward and the
+// backward; kept probabilities are scaled by 1 / (1 - p).
 //
 // D is 64 or 128; pointers and strides must allow 16-byte loads (multiples of 8 elements).
 // Asynchronous on `stream`; unsupported sizes return cudaErrorInvalidValue.
@@ -57,7 +57,7 @@ struct BiasAttentionShape {
 
 bool BiasAttentionSupports(const BiasAttentionShape& shape);
 
-// lse: [B, H, Lq] float32.
+// lse: [B, H, Lq] float32, the rows' log2-sum-exp2 (the backward's input; +inf: no key).
 cudaError_t LaunchBiasAttentionForward(BiasAttentionDtype dtype, const BiasAttentionShape& shape, HeadsView q,
                                        HeadsView k, HeadsView v, BiasView pos, BiasView mask, HeadsOut out, float* lse,
                                        cudaStream_t stream);

@@ -89,13 +89,12 @@ __global__ void __launch_bounds__(kThreads, kD == 64 ? 3 : 1)
   issue(0);
 
   const int row[2] = {warp * 16 + g, warp * 16 + g + 8};
-  float row_lse2[2], row_delta[2];  // lse * log2(e): p = 2^(s log2(e) - lse2)
+  float row_lse2[2], row_delta[2];  // lse is in base 2: p = 2^(s log2(e) - lse)
   std::uint32_t row_key[2] = {0u, 0u};
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const std::int64_t i = i0 + row[r];
-    const float v = i < sh.q_len ? lse[bh * sh.q_len + i] : -INFINITY;
-    row_lse2[r] = v == -INFINITY ? INFINITY : v * kLog2e;  // a row with no key (or none at all): p = 0
+    row_lse2[r] = i < sh.q_len ? lse[bh * sh.q_len + i] : INFINITY;  // a row with no key (or none at all): p = 0
     row_delta[r] = i < sh.q_len ? delta[bh * sh.q_len + i] : 0.f;
     if (drop.threshold != 0) row_key[r] = RowKey(drop, bh, i);
   }
@@ -244,11 +243,14 @@ __global__ void __launch_bounds__(kThreads, kD == 64 ? 3 : 1)
     LoadTileAsync<T, kD, kN>(s_do(st), gdo, dout.sl, i0, sh.q_len);
     if constexpr (kPos) LoadBiasAsync<T, kN, kM>(s_pos(st), pos, b, h, i0, j0, sh.q_len, sh.k_len, pos_vec);
     if constexpr (kMask) LoadBiasAsync<T, kN, kM>(s_mask(st), mask, b, h, i0, j0, sh.q_len, sh.k_len, mask_vec);
+    // The queries' lse and delta come in with the tiles (a synchronous load here would hold
+    // every warp at the next barrier); past the end both are 0, which is harmless: those rows
+    // of q and dout are zero, so their p meets zeros in every product.
     for (int c = threadIdx.x; c < kN; c += kThreads) {
       const std::int64_t i = i0 + c;
-      const float v = i < sh.q_len ? lse[bh * sh.q_len + i] : -INFINITY;
-      s_lse(st)[c] = v == -INFINITY ? INFINITY : v * kLog2e;  // lse log2(e); a query with no key: p = 0
-      s_delta(st)[c] = i < sh.q_len ? delta[bh * sh.q_len + i] : 0.f;
+      const bool ok = i < sh.q_len;
+      CpAsync4(s_lse(st) + c, ok ? lse + bh * sh.q_len + i : lse, ok);
+      CpAsync4(s_delta(st) + c, ok ? delta + bh * sh.q_len + i : delta, ok);
       s_key(st)[c] = drop.threshold != 0 ? RowKey(drop, bh, i) : 0u;
     }
     CpAsyncCommit();

@@ -172,7 +172,8 @@ __global__ void __launch_bounds__(kThreads, kD == 64 ? 3 : 1)
     if (i >= sh.q_len) continue;
     const float inv = l[r] > 0.f ? drop.keep_scale / l[r] : 0.f;
     const float base = m[r] == -INFINITY ? 0.f : m[r];
-    if (t4 == 0) lse[bh * sh.q_len + i] = l[r] > 0.f ? base + __logf(l[r]) : -INFINITY;
+    // In base 2, as the backward exponentiates: p = 2^(s log2(e) - lse); +inf makes a row with no key p = 0.
+    if (t4 == 0) lse[bh * sh.q_len + i] = l[r] > 0.f ? base * kLog2e + __log2f(l[r]) : INFINITY;
 #pragma unroll
     for (int n = 0; n < kDT; ++n) {
       *reinterpret_cast<std::uint32_t*>(go + i * out.sl + n * 8 + 2 * t4) =

@@ -91,6 +91,10 @@ __device__ __forceinline__ std::uint32_t SmemAddress(const void* p) {
 __device__ __forceinline__ void CpAsync16(void* s, const void* g, bool valid) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(SmemAddress(s)), "l"(g), "r"(valid ? 16 : 0));
 }
+// 4 bytes global -> shared (cp.async's smallest copy); zero when !valid.
+__device__ __forceinline__ void CpAsync4(void* s, const void* g, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(SmemAddress(s)), "l"(g), "r"(valid ? 4 : 0));
+}
 __device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int kPending>
 __device__ __forceinline__ void CpAsyncWait() {
