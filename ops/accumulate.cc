@@ -37,7 +37,13 @@ void Check(const std::vector<AccumulateSlice>& slices) {
 void AccumulateSlicesReference(const std::vector<AccumulateSlice>& slices) {
   Check(slices);
   for (const AccumulateSlice& s : slices) {
-    s.dst.view({-1}).narrow(0, s.dst_offset, s.n).add_(s.src.view({-1}).narrow(0, s.src_offset, s.n));
+    at::Tensor dst = s.dst.view({-1}).narrow(0, s.dst_offset, s.n);
+    const at::Tensor src = s.src.view({-1}).narrow(0, s.src_offset, s.n);
+    if (s.assign) {
+      dst.copy_(src);
+    } else {
+      dst.add_(src);
+    }
   }
 }
 

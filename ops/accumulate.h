@@ -5,6 +5,9 @@
 //
 //   std::vector<zt::ops::AccumulateSlice> slices = {{grad, 0, staging, 128, grad.numel()}, ...};
 //   zt::ops::AccumulateSlices(slices);   // staging[128 + i] += float(grad.flat[i])
+//
+// A slice with `assign` writes instead (dst = float(src)): the first gradient into a buffer
+// whose old contents are void, which saves zeroing the buffer and reading it back.
 #ifndef ZEROTRAIN_OPS_ACCUMULATE_H_
 #define ZEROTRAIN_OPS_ACCUMULATE_H_
 
@@ -15,14 +18,16 @@
 
 namespace zt::ops {
 
-// dst[dst_offset + i] += src.flat[src_offset + i] for i < n.  src: contiguous float32, bfloat16 or
-// float16; dst: contiguous float32 on src's device.  Slices may not overlap one another's dst.
+// dst[dst_offset + i] += src.flat[src_offset + i] for i < n (= with `assign`).  src: contiguous
+// float32, bfloat16 or float16; dst: contiguous float32 on src's device.  Slices may not overlap
+// one another's dst.
 struct AccumulateSlice {
   at::Tensor src;
   std::int64_t src_offset;
   at::Tensor dst;
   std::int64_t dst_offset;
   std::int64_t n;
+  bool assign = false;
 };
 
 // Plain ATen adds, one per slice, on any device.

@@ -26,6 +26,17 @@ TEST(AccumulateSlicesTest, AddsEachSliceAtItsOffsets) {
   EXPECT_TRUE(at::equal(dst, want)) << "nothing to add changes nothing";
 }
 
+TEST(AccumulateSlicesTest, AssigningSlicesOverwrite) {
+  at::manual_seed(1);
+  const at::Tensor a = at::randn({10}, at::kBFloat16), b = at::randn({6});
+  at::Tensor dst = at::full({20}, 7.f);
+  AccumulateSlices({{a, 2, dst, 0, 8, /*assign=*/true}, {b, 0, dst, 8, 6}});
+  at::Tensor want = at::full({20}, 7.f);
+  want.narrow(0, 0, 8).copy_(a.narrow(0, 2, 8));
+  want.narrow(0, 8, 6).add_(b);
+  EXPECT_TRUE(at::equal(dst, want));
+}
+
 TEST(AccumulateSlicesTest, RefusesBadSlicesByIndex) {
   const at::Tensor src = at::ones({8}), dst = at::zeros({8});
   auto message = [](const std::vector<AccumulateSlice>& slices) {

@@ -118,6 +118,7 @@ void GradReducer::AttachGradViews() {
 void GradReducer::BeginMicroStep(bool boundary) {
   std::lock_guard<std::mutex> lock(mu_);
   boundary_ = boundary;
+  begun_ = true;
   next_launch_ = 0;
   for (std::size_t b = 0; b < buckets_.size(); ++b) {
     pending_[b] = static_cast<int>(buckets_[b].params.size());
@@ -135,12 +136,14 @@ void GradReducer::OnGradReady(std::size_t i) {
     if (!g.defined()) return;
     if (options_.partitioned) {
       const at::Tensor flat = g.contiguous();
+      const bool first = fresh_ && !touched_[i];  // its shard slices hold the last step's gradients
       for (std::size_t b : buckets_of_param_[i]) {
         const Range br = buckets_[b].range;
         const std::int64_t lo = std::max(br.begin, r.begin), hi = std::min(br.end, r.end);
         if (!staging_[b].defined()) staging_[b] = NewStaging(b);
-        Accumulate(flat, lo - r.begin, staging_[b], lo - br.begin, hi - lo);
+        Accumulate(flat, lo - r.begin, staging_[b], lo - br.begin, hi - lo, first && buckets_[b].owner == comm_.rank());
       }
+      if (fresh_) touched_[i] = true;
       g.reset();
     } else if (!views_ || p.scalar_type() != at::kFloat) {
       Accumulate(g.contiguous(), 0, full_, r.begin, r.size());
@@ -164,12 +167,18 @@ void GradReducer::OnGradReady(std::size_t i) {
 }
 
 void GradReducer::Accumulate(const at::Tensor& src, std::int64_t src_offset, const at::Tensor& dst,
-                             std::int64_t dst_offset, std::int64_t n) {
+                             std::int64_t dst_offset, std::int64_t n, bool assign) {
   if (!Queueable(src)) {
-    dst.narrow(0, dst_offset, n).add_(src.view({-1}).narrow(0, src_offset, n));
+    at::Tensor d = dst.narrow(0, dst_offset, n);
+    const at::Tensor s = src.view({-1}).narrow(0, src_offset, n);
+    if (assign) {
+      d.copy_(s);
+    } else {
+      d.add_(s);
+    }
     return;
   }
-  queued_.push_back(ops::AccumulateSlice{src, src_offset, dst, dst_offset, n});
+  queued_.push_back(ops::AccumulateSlice{src, src_offset, dst, dst_offset, n, assign});
   queued_bytes_ += n * src.element_size();
 }
 
@@ -183,7 +192,7 @@ absl::Status GradReducer::FlushQueued() {
 
 at::Tensor GradReducer::NewStaging(std::size_t b) {
   const Range br = buckets_[b].range;
-  if (buckets_[b].owner == comm_.rank()) {  // straight into the shard (zero between steps)
+  if (buckets_[b].owner == comm_.rank()) {  // straight into the shard (see fresh_)
     const Range shard = layout_.shard(comm_.rank());
     return shard_.narrow(0, br.begin - shard.begin, br.size());
   }
@@ -268,9 +277,31 @@ void GradReducer::Fail(const absl::Status& s) {
   if (error_.ok()) error_ = s;
 }
 
+void GradReducer::ZeroUntouched() {
+  fresh_ = false;
+  const Range shard = layout_.shard(comm_.rank());
+  const absl::Status s = CallTorch("zero the gradients of unused parameters", [&] {
+    for (std::int64_t i : layout_.ParamsIn(shard)) {
+      if (touched_[i]) continue;
+      const Range r = layout_.param(i);
+      const std::int64_t lo = std::max(r.begin, shard.begin), hi = std::min(r.end, shard.end);
+      shard_.narrow(0, lo - shard.begin, hi - lo).zero_();
+    }
+  });
+  if (!s.ok()) Fail(s);
+}
+
+void GradReducer::SettleShard() const {
+  if (fresh_ && !begun_) {
+    shard_.zero_();
+    fresh_ = false;
+  }
+}
+
 absl::Status GradReducer::FinishBackward() {
   std::lock_guard<std::mutex> lock(mu_);
   if (absl::Status s = FlushQueued(); !s.ok()) Fail(s);
+  if (fresh_) ZeroUntouched();  // before the buckets that hold such parameters are reduced
   if (boundary_) {
     std::fill(ready_.begin(), ready_.end(), true);  // parameters that got no gradient count as zero
     LaunchReadyInOrder();
@@ -285,11 +316,13 @@ absl::Status GradReducer::FinishBackward() {
 }
 
 at::Tensor GradReducer::OptimizerGrads() const {
+  SettleShard();
   if (options_.partitioned) return shard_;
   return full_.narrow(0, optimizer_range_.begin, optimizer_range_.size());
 }
 
 at::Tensor GradReducer::ShardGrads() const {
+  SettleShard();
   if (options_.partitioned) return shard_;
   const Range r = layout_.shard(comm_.rank());
   return full_.narrow(0, r.begin, r.size());
@@ -300,7 +333,11 @@ void GradReducer::ZeroGrads() {
   queued_.clear();  // gradients of a backward that failed
   queued_bytes_ = 0;
   if (full_.defined()) full_.zero_();
-  if (shard_.defined()) shard_.zero_();
+  if (shard_.defined()) {  // cleared by the next backward's own writes (fresh_)
+    fresh_ = true;
+    begun_ = false;
+    touched_.assign(params_.size(), false);
+  }
   for (auto& s : staging_) s.reset();
   for (auto& p : params_) {
     if (!views_ || p.scalar_type() != at::kFloat) p.mutable_grad().reset();

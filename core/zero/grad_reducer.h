@@ -109,11 +109,16 @@ class GradReducer {
               const GradReducerOptions& options);
   void InstallHooks();
   void OnGradReady(std::size_t param);  // hook body
-  // dst[dst_offset, +n) += src.flat[src_offset, +n), queued (under mu_).
+  // dst[dst_offset, +n) += src.flat[src_offset, +n) (= when `assign`), queued (under mu_).
   void Accumulate(const at::Tensor& src, std::int64_t src_offset, const at::Tensor& dst, std::int64_t dst_offset,
-                  std::int64_t n);
+                  std::int64_t n, bool assign = false);
+  // Partitioned mode, the first backward since ZeroGrads done: zero the shard's slices of the
+  // parameters that got no gradient (they still hold the last step's).
+  void ZeroUntouched();
+  // Partitioned mode: gradients read before any backward since ZeroGrads are zero.
+  void SettleShard() const;
   absl::Status FlushQueued();
-  at::Tensor NewStaging(std::size_t b);  // partitioned mode: bucket b's zeroed staging buffer
+  at::Tensor NewStaging(std::size_t b);  // partitioned mode: bucket b's staging (own: the shard's slice)
   at::Tensor BucketSource(std::size_t b);
   void LaunchReadyInOrder();
   void Launch(std::size_t b);
@@ -130,6 +135,13 @@ class GradReducer {
   Range optimizer_range_;
   at::Tensor full_;   // full mode: [padded] fp32
   at::Tensor shard_;  // partitioned mode: [shard_size] fp32
+  // Partitioned mode: ZeroGrads does not clear the shard.  The first gradient of each parameter
+  // after it overwrites its slices (no zeroing pass, no read of the old values), and the first
+  // FinishBackward zeroes the slices of parameters that got none; `fresh_` marks that window,
+  // `begun_` a backward inside it, `touched_` the parameters written in it.
+  mutable bool fresh_ = false;
+  bool begun_ = false;
+  std::vector<bool> touched_;
 
   std::vector<GradBucket> buckets_;
   std::vector<std::vector<std::size_t>> buckets_of_param_;

@@ -169,6 +169,44 @@ TEST(GradReducer, UnusedParameterOnOneRankCountsAsZero) {
 
 // bf16 on the wire: every reduced gradient within 2^-7 relative of the fp32 result (a bf16
 // rounding of each contribution and of the sum).
+// Partitioned mode does not clear the shard between steps: each parameter's first gradient after
+// ZeroGrads overwrites its slice and the slices of parameters without one are zeroed.  So a
+// parameter unused in the second step reads zero, the others that step's gradients, and a second
+// micro-step adds to the first; gradients read before any backward are zero.
+TEST(GradReducer, PartitionedShardStartsEachStepFromZero) {
+  for (int world : {1, 2}) {
+    absl::Status s = RunOnRanks(world, [&](Communicator& comm) -> absl::Status {
+      Params setup = MakeParams(world);
+      GradReducerOptions o = Opts(true, true, true, true);
+      o.bucket_elems = 8;
+      ASSIGN_OR_RETURN(auto reducer, GradReducer::Create(setup.params, setup.layout, comm, o));
+      const Range shard = setup.layout.shard(comm.rank());
+      reducer->BeginMicroStep(true);
+      Backward(setup.params, comm.rank());
+      RETURN_IF_ERROR(reducer->FinishBackward());
+      reducer->ZeroGrads();
+      std::vector<bool> use(kSizes.size(), true);
+      use[3] = false;  // 30 elements: on both ranks' shards at world 2
+      for (int micro = 0; micro < 2; ++micro) {
+        reducer->BeginMicroStep(micro == 1);
+        Backward(setup.params, comm.rank(), use);
+        RETURN_IF_ERROR(reducer->FinishBackward());
+      }
+      at::Tensor want = ExpectedMean(world, setup.layout) * 2;
+      want.narrow(0, setup.layout.param(3).begin, kSizes[3]).zero_();
+      RETURN_IF_ERROR(Near(reducer->ShardGrads(), want.narrow(0, shard.begin, shard.size()), 1e-5, "second step"));
+      reducer->ZeroGrads();
+      RETURN_IF_ERROR(Near(reducer->ShardGrads(), at::zeros({shard.size()}, at::kDouble), 0, "before a backward"));
+      reducer->BeginMicroStep(true);
+      Backward(setup.params, comm.rank());
+      RETURN_IF_ERROR(reducer->FinishBackward());
+      want = ExpectedMean(world, setup.layout);
+      return Near(reducer->ShardGrads(), want.narrow(0, shard.begin, shard.size()), 1e-5, "third step");
+    });
+    EXPECT_TRUE(s.ok()) << "world " << world << ": " << s;
+  }
+}
+
 TEST(GradReducer, Bf16WireRoundsEachGradientOnlyToBf16Precision) {
   absl::Status s = RunOnRanks(3, [&](Communicator& comm) -> absl::Status {
     Params setup = MakeParams(3);

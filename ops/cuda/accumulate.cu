@@ -19,7 +19,8 @@ struct Batch {
   RawSlice slice[kAccumulateBatch];
 };
 
-template <typename T>
+// dst += src, or dst = src (kAssign: dst is not read).
+template <bool kAssign, typename T>
 __device__ void AddSlice(const T* __restrict__ src, float* __restrict__ dst, std::int64_t n) {
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * kThreads;
   const std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * kThreads + threadIdx.x;
@@ -35,7 +36,11 @@ __device__ void AddSlice(const T* __restrict__ src, float* __restrict__ dst, std
       for (int k = 0; k < kWords; ++k) w[k] = reinterpret_cast<const uint4*>(src + v * kVec)[k];
       const T* e = reinterpret_cast<const T*>(w);
       float4* d = reinterpret_cast<float4*>(dst + v * kVec);
-      float4 a = d[0], b = d[1];
+      float4 a = make_float4(0.f, 0.f, 0.f, 0.f), b = a;
+      if constexpr (!kAssign) {
+        a = d[0];
+        b = d[1];
+      }
       a.x += ToFloat(e[0]);
       a.y += ToFloat(e[1]);
       a.z += ToFloat(e[2]);
@@ -48,20 +53,29 @@ __device__ void AddSlice(const T* __restrict__ src, float* __restrict__ dst, std
       d[1] = b;
     }
   }
-  for (std::int64_t i = done + first; i < n; i += stride) dst[i] += ToFloat(src[i]);
+  for (std::int64_t i = done + first; i < n; i += stride) dst[i] = (kAssign ? 0.f : dst[i]) + ToFloat(src[i]);
+}
+
+template <typename T>
+__device__ void Slice(const RawSlice& s) {
+  if (s.assign) {
+    AddSlice<true>(static_cast<const T*>(s.src), s.dst, s.n);
+  } else {
+    AddSlice<false>(static_cast<const T*>(s.src), s.dst, s.n);
+  }
 }
 
 __global__ void __launch_bounds__(kThreads) AccumulateKernel(const __grid_constant__ Batch batch) {
   const RawSlice& s = batch.slice[blockIdx.y];
   switch (s.dtype) {
     case AccumulateDtype::kFloat32:
-      AddSlice(static_cast<const float*>(s.src), s.dst, s.n);
+      Slice<float>(s);
       break;
     case AccumulateDtype::kBFloat16:
-      AddSlice(static_cast<const __nv_bfloat16*>(s.src), s.dst, s.n);
+      Slice<__nv_bfloat16>(s);
       break;
     case AccumulateDtype::kFloat16:
-      AddSlice(static_cast<const __half*>(s.src), s.dst, s.n);
+      Slice<__half>(s);
       break;
   }
 }

@@ -1,4 +1,5 @@
-// CUDA kernel of ops/accumulate.h on raw device pointers: dst[i] += float(src[i]) for many slices
+// CUDA kernel of ops/accumulate.h on raw device pointers: dst[i] += float(src[i]) (or = when the
+// slice assigns) for many slices
 // in one launch per kAccumulateBatch of them; //ops/cuda:accumulate_slices registers it for
 // at::Tensor slices.  Asynchronous on `stream`.
 #ifndef ZEROTRAIN_OPS_CUDA_ACCUMULATE_H_
@@ -17,6 +18,7 @@ struct RawSlice {
   float* dst;       // n floats
   std::int64_t n;
   AccumulateDtype dtype;
+  bool assign;  // dst = src: dst is not read
 };
 
 constexpr int kAccumulateBatch = 64;  // slices per launch (they travel as kernel arguments)

@@ -34,8 +34,9 @@ TEST(AccumulateSlicesCudaTest, MatchesTheReferenceExactly) {
     const bool to_a = i % 2 == 0;
     std::int64_t& offset = to_a ? at_a : at_b;
     offset += i % 5;
-    fused.push_back({src, skip, to_a ? a : b, offset, n[i]});
-    reference.push_back({src, skip, to_a ? a0 : b0, offset, n[i]});
+    const bool assign = i % 4 == 1;  // a few slices overwrite what is there
+    fused.push_back({src, skip, to_a ? a : b, offset, n[i], assign});
+    reference.push_back({src, skip, to_a ? a0 : b0, offset, n[i], assign});
     offset += n[i];
   }
   AccumulateSlices(fused);

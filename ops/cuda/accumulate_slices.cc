@@ -24,7 +24,7 @@ void AccumulateSlicesCuda(const std::vector<AccumulateSlice>& slices) {
   raw.reserve(slices.size());
   for (const AccumulateSlice& s : slices) {
     const auto* src = static_cast<const char*>(s.src.data_ptr()) + s.src_offset * s.src.element_size();
-    raw.push_back(RawSlice{src, s.dst.data_ptr<float>() + s.dst_offset, s.n, DtypeOf(s.src.scalar_type())});
+    raw.push_back(RawSlice{src, s.dst.data_ptr<float>() + s.dst_offset, s.n, DtypeOf(s.src.scalar_type()), s.assign});
   }
   const cudaError_t e =
       LaunchAccumulate(raw.data(), static_cast<int>(raw.size()), at::cuda::getCurrentCUDAStream().stream());

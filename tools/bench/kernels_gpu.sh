@@ -7,7 +7,7 @@
 # 1. The kernels' reference tests and the T5 / engine GPU tests under --config=cuda.
 # 2. t5_bench (t5-large at random, bf16, source 512 / target 128, batch 16, ZeRO-2, one GPU)
 #    with every fused kernel, then with each one switched back to its reference (ZT_FUSED_ADAM,
-#    ZT_RMS_NORM, ZT_CROSS_ENTROPY, ZT_T5_ATTENTION, ZT_DROPOUT, ZT_ACCUMULATE, ZT_LINEAR),
+#    ZT_RMS_NORM, ZT_CROSS_ENTROPY, ZT_T5_ATTENTION, ZT_DROPOUT, ZT_ACCUMULATE, ZT_LINEAR, ZT_LINEARS),
 #    attention through the earlier fused 16-bit softmax (ZT_T5_ATTENTION=fused16) and LibTorch's
 #    fused SDPA (ZT_T5_ATTENTION=sdpa), all references, then with the optimizer offloaded to the
 #    CPU; and the T5 attention kernels alone beside HF's attention as ATen ops and LibTorch's
@@ -46,8 +46,9 @@ bench ZT_T5_ATTENTION=sdpa
 bench ZT_DROPOUT=reference
 bench ZT_ACCUMULATE=reference
 bench ZT_LINEAR=reference
+bench ZT_LINEARS=reference
 bench ZT_FUSED_ADAM=off ZT_RMS_NORM=reference ZT_CROSS_ENTROPY=reference ZT_T5_ATTENTION=reference ZT_DROPOUT=reference \
-  ZT_ACCUMULATE=reference ZT_LINEAR=reference
+  ZT_ACCUMULATE=reference ZT_LINEAR=reference ZT_LINEARS=reference
 echo "== ZeRO-2 + CPU optimizer offload"
 "$bin/tools/bench/t5_bench" "${shape[@]}" --bf16 --stage 2 --offload_optimizer || fail "t5_bench offload"
 echo "== the T5 attention kernels alone"
