@@ -68,13 +68,13 @@ __device__ void Slice(const RawSlice& s) {
 __global__ void __launch_bounds__(kThreads) AccumulateKernel(const __grid_constant__ Batch batch) {
   const RawSlice& s = batch.slice[blockIdx.y];
   switch (s.dtype) {
-    case AccumulateDtype::kFloat32:
+    case ElementType::kFloat32:
       Slice<float>(s);
       break;
-    case AccumulateDtype::kBFloat16:
+    case ElementType::kBFloat16:
       Slice<__nv_bfloat16>(s);
       break;
-    case AccumulateDtype::kFloat16:
+    case ElementType::kFloat16:
       Slice<__half>(s);
       break;
   }

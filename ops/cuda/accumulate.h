@@ -9,15 +9,15 @@
 
 #include <cstdint>
 
-namespace zt::ops::cuda {
+#include "ops/cuda/element_type.h"
 
-enum class AccumulateDtype : std::int32_t { kFloat32, kBFloat16, kFloat16 };
+namespace zt::ops::cuda {
 
 struct RawSlice {
   const void* src;  // n elements of `dtype`
   float* dst;       // n floats
   std::int64_t n;
-  AccumulateDtype dtype;
+  ElementType dtype;
   bool assign;  // dst = src: dst is not read
 };
 

@@ -8,15 +8,10 @@
 
 #include "ops/accumulate.h"
 #include "ops/cuda/accumulate.h"
+#include "ops/cuda/element_type_of.h"
 
 namespace zt::ops::cuda {
 namespace {
-
-AccumulateDtype DtypeOf(at::ScalarType t) {
-  if (t == at::kBFloat16) return AccumulateDtype::kBFloat16;
-  if (t == at::kHalf) return AccumulateDtype::kFloat16;
-  return AccumulateDtype::kFloat32;  // the entry point has checked for these three
-}
 
 void AccumulateSlicesCuda(const std::vector<AccumulateSlice>& slices) {
   const c10::cuda::CUDAGuard guard(slices[0].dst.device());
@@ -24,7 +19,8 @@ void AccumulateSlicesCuda(const std::vector<AccumulateSlice>& slices) {
   raw.reserve(slices.size());
   for (const AccumulateSlice& s : slices) {
     const auto* src = static_cast<const char*>(s.src.data_ptr()) + s.src_offset * s.src.element_size();
-    raw.push_back(RawSlice{src, s.dst.data_ptr<float>() + s.dst_offset, s.n, DtypeOf(s.src.scalar_type()), s.assign});
+    raw.push_back(
+        RawSlice{src, s.dst.data_ptr<float>() + s.dst_offset, s.n, *ElementTypeOf(s.src.scalar_type()), s.assign});
   }
   const cudaError_t e =
       LaunchAccumulate(raw.data(), static_cast<int>(raw.size()), at::cuda::getCurrentCUDAStream().stream());

@@ -28,9 +28,9 @@
 
 #include <cstdint>
 
-namespace zt::ops::cuda {
+#include "ops/cuda/element_type.h"
 
-enum class BiasAttentionDtype { kBFloat16, kFloat16 };
+namespace zt::ops::cuda {
 
 // A [B, L, H, D] operand: element (b, l, h, d) at ptr + b*sb + l*sl + h*sh + d (elements).
 struct HeadsView {
@@ -58,16 +58,16 @@ struct BiasAttentionShape {
 bool BiasAttentionSupports(const BiasAttentionShape& shape);
 
 // lse: [B, H, Lq] float32, the rows' log2-sum-exp2 (the backward's input; +inf: no key).
-cudaError_t LaunchBiasAttentionForward(BiasAttentionDtype dtype, const BiasAttentionShape& shape, HeadsView q,
-                                       HeadsView k, HeadsView v, BiasView pos, BiasView mask, HeadsOut out, float* lse,
+cudaError_t LaunchBiasAttentionForward(ElementType dtype, const BiasAttentionShape& shape, HeadsView q, HeadsView k,
+                                       HeadsView v, BiasView pos, BiasView mask, HeadsOut out, float* lse,
                                        cudaStream_t stream);
 
 // delta: [B, H, Lq] float32 scratch.  dpos: [H, Lq, Lk] float32 the gradients are added to
 // (the caller zeroes it), or null when pos needs none.
-cudaError_t LaunchBiasAttentionBackward(BiasAttentionDtype dtype, const BiasAttentionShape& shape, HeadsView q,
-                                        HeadsView k, HeadsView v, BiasView pos, BiasView mask, HeadsView out,
-                                        HeadsView dout, const float* lse, float* delta, HeadsOut dq, HeadsOut dk,
-                                        HeadsOut dv, float* dpos, cudaStream_t stream);
+cudaError_t LaunchBiasAttentionBackward(ElementType dtype, const BiasAttentionShape& shape, HeadsView q, HeadsView k,
+                                        HeadsView v, BiasView pos, BiasView mask, HeadsView out, HeadsView dout,
+                                        const float* lse, float* delta, HeadsOut dq, HeadsOut dk, HeadsOut dv,
+                                        float* dpos, cudaStream_t stream);
 
 // The dropout pattern as the kernels draw it, for tests: keep [B, H, Lq, Lk] (1 kept, 0 dropped).
 cudaError_t LaunchBiasAttentionDropoutMask(const BiasAttentionShape& shape, std::uint8_t* keep, cudaStream_t stream);

@@ -13,6 +13,7 @@
 
 #include "ops/cuda/bias_attention.h"
 #include "ops/cuda/dropout_seed.h"
+#include "ops/cuda/element_type_of.h"
 
 namespace zt::ops::cuda {
 namespace {
@@ -20,10 +21,10 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-std::optional<BiasAttentionDtype> DtypeOf(at::ScalarType t) {
-  if (t == at::kBFloat16) return BiasAttentionDtype::kBFloat16;
-  if (t == at::kHalf) return BiasAttentionDtype::kFloat16;
-  return std::nullopt;
+// The kernels take bfloat16 and float16.
+std::optional<ElementType> DtypeOf(at::ScalarType t) {
+  const std::optional<ElementType> e = ElementTypeOf(t);
+  return e == ElementType::kFloat32 ? std::nullopt : e;
 }
 
 HeadsView View(const at::Tensor& t) { return HeadsView{t.data_ptr(), t.stride(0), t.stride(1), t.stride(2)}; }

@@ -392,7 +392,7 @@ cudaError_t BackwardTD(const BiasAttentionShape& s, HeadsView q, HeadsView k, He
 }  // namespace
 }  // namespace attention
 
-cudaError_t LaunchBiasAttentionBackward(BiasAttentionDtype dtype, const BiasAttentionShape& s, HeadsView q, HeadsView k,
+cudaError_t LaunchBiasAttentionBackward(ElementType dtype, const BiasAttentionShape& s, HeadsView q, HeadsView k,
                                         HeadsView v, BiasView pos, BiasView mask, HeadsView out, HeadsView dout,
                                         const float* lse, float* delta, HeadsOut dq, HeadsOut dk, HeadsOut dv,
                                         float* dpos, cudaStream_t stream) {
@@ -402,7 +402,8 @@ cudaError_t LaunchBiasAttentionBackward(BiasAttentionDtype dtype, const BiasAtte
       !attention::Aligned(dq) || !attention::Aligned(dk) || !attention::Aligned(dv)) {
     return cudaErrorInvalidValue;
   }
-  const bool bf16 = dtype == BiasAttentionDtype::kBFloat16;
+  if (dtype == ElementType::kFloat32) return cudaErrorInvalidValue;  // 16-bit kernels only
+  const bool bf16 = dtype == ElementType::kBFloat16;
   if (s.head_dim == 64) {
     return bf16 ? attention::BackwardTD<__nv_bfloat16, 64>(s, q, k, v, pos, mask, out, dout, lse, delta, dq, dk, dv,
                                                            dpos, stream)

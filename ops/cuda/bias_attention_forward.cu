@@ -229,14 +229,15 @@ bool BiasAttentionSupports(const BiasAttentionShape& s) {
          (s.k_len + attention::kM - 1) / attention::kM <= kMaxGridX;
 }
 
-cudaError_t LaunchBiasAttentionForward(BiasAttentionDtype dtype, const BiasAttentionShape& s, HeadsView q, HeadsView k,
+cudaError_t LaunchBiasAttentionForward(ElementType dtype, const BiasAttentionShape& s, HeadsView q, HeadsView k,
                                        HeadsView v, BiasView pos, BiasView mask, HeadsOut out, float* lse,
                                        cudaStream_t stream) {
   if (!BiasAttentionSupports(s)) return cudaErrorInvalidValue;
   if (attention::Empty(s)) return cudaSuccess;
   if (!attention::Aligned(q) || !attention::Aligned(k) || !attention::Aligned(v) || !attention::Aligned(out))
     return cudaErrorInvalidValue;
-  const bool bf16 = dtype == BiasAttentionDtype::kBFloat16;
+  if (dtype == ElementType::kFloat32) return cudaErrorInvalidValue;  // 16-bit kernels only
+  const bool bf16 = dtype == ElementType::kBFloat16;
   if (s.head_dim == 64) {
     return bf16 ? attention::ForwardTD<__nv_bfloat16, 64>(s, q, k, v, pos, mask, out, lse, stream)
                 : attention::ForwardTD<__half, 64>(s, q, k, v, pos, mask, out, lse, stream);

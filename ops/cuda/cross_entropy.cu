@@ -104,33 +104,33 @@ bool BadSizes(std::int64_t rows, std::int64_t v) { return rows < 0 || v <= 0 || 
 
 }  // namespace
 
-cudaError_t LaunchCrossEntropyForward(LogitsDtype dtype, const void* logits, const std::int64_t* labels,
+cudaError_t LaunchCrossEntropyForward(ElementType dtype, const void* logits, const std::int64_t* labels,
                                       std::int64_t rows, std::int64_t v, std::int64_t ignore_index, float* lse,
                                       float* loss, cudaStream_t stream) {
   if (BadSizes(rows, v)) return cudaErrorInvalidValue;
   if (rows == 0) return cudaSuccess;
   switch (dtype) {
-    case LogitsDtype::kFloat32:
+    case ElementType::kFloat32:
       return Forward<float>(logits, labels, rows, v, ignore_index, lse, loss, stream);
-    case LogitsDtype::kBFloat16:
+    case ElementType::kBFloat16:
       return Forward<__nv_bfloat16>(logits, labels, rows, v, ignore_index, lse, loss, stream);
-    case LogitsDtype::kFloat16:
+    case ElementType::kFloat16:
       return Forward<__half>(logits, labels, rows, v, ignore_index, lse, loss, stream);
   }
   return cudaErrorInvalidValue;
 }
 
-cudaError_t LaunchCrossEntropyBackward(LogitsDtype dtype, void* logits, const std::int64_t* labels, const float* lse,
+cudaError_t LaunchCrossEntropyBackward(ElementType dtype, void* logits, const std::int64_t* labels, const float* lse,
                                        std::int64_t rows, std::int64_t v, std::int64_t ignore_index, const float* scale,
                                        cudaStream_t stream) {
   if (BadSizes(rows, v)) return cudaErrorInvalidValue;
   if (rows == 0) return cudaSuccess;
   switch (dtype) {
-    case LogitsDtype::kFloat32:
+    case ElementType::kFloat32:
       return Backward<float>(logits, labels, lse, rows, v, ignore_index, scale, stream);
-    case LogitsDtype::kBFloat16:
+    case ElementType::kBFloat16:
       return Backward<__nv_bfloat16>(logits, labels, lse, rows, v, ignore_index, scale, stream);
-    case LogitsDtype::kFloat16:
+    case ElementType::kFloat16:
       return Backward<__half>(logits, labels, lse, rows, v, ignore_index, scale, stream);
   }
   return cudaErrorInvalidValue;

@@ -14,15 +14,15 @@
 
 #include <cstdint>
 
+#include "ops/cuda/element_type.h"
+
 namespace zt::ops::cuda {
 
-enum class LogitsDtype { kFloat32, kBFloat16, kFloat16 };
-
-cudaError_t LaunchCrossEntropyForward(LogitsDtype dtype, const void* logits, const std::int64_t* labels,
+cudaError_t LaunchCrossEntropyForward(ElementType dtype, const void* logits, const std::int64_t* labels,
                                       std::int64_t rows, std::int64_t v, std::int64_t ignore_index, float* lse,
                                       float* loss, cudaStream_t stream);
 
-cudaError_t LaunchCrossEntropyBackward(LogitsDtype dtype, void* logits, const std::int64_t* labels, const float* lse,
+cudaError_t LaunchCrossEntropyBackward(ElementType dtype, void* logits, const std::int64_t* labels, const float* lse,
                                        std::int64_t rows, std::int64_t v, std::int64_t ignore_index, const float* scale,
                                        cudaStream_t stream);
 

@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "ops/cuda/cross_entropy.h"
+#include "ops/cuda/element_type_of.h"
 #include "ops/linear_cross_entropy.h"
 
 namespace zt::ops::cuda {
@@ -17,19 +18,6 @@ namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-std::optional<LogitsDtype> DtypeOf(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat:
-      return LogitsDtype::kFloat32;
-    case at::kBFloat16:
-      return LogitsDtype::kBFloat16;
-    case at::kHalf:
-      return LogitsDtype::kFloat16;
-    default:
-      return std::nullopt;
-  }
-}
 
 void CheckLaunch(cudaError_t e, const char* what) {
   TORCH_CHECK(e == cudaSuccess, "LinearCrossEntropyCuda: ", what, " failed: ", cudaGetErrorString(e));
@@ -41,7 +29,7 @@ class LinearCrossEntropyFunction : public torch::autograd::Function<LinearCrossE
                             const at::Tensor& labels, std::int64_t ignore_index, std::int64_t chunk) {
     const at::Tensor h = hidden.contiguous(), w = weight.contiguous(), y = labels.contiguous();
     const std::int64_t n = h.size(0), v = w.size(0);
-    const LogitsDtype dt = *DtypeOf(h.scalar_type());
+    const ElementType dt = *ElementTypeOf(h.scalar_type());
     at::Tensor lse = at::empty({n}, h.options().dtype(at::kFloat));
     at::Tensor rows = at::empty({n}, h.options().dtype(at::kFloat));
     const auto stream = at::cuda::getCurrentCUDAStream();
@@ -68,7 +56,7 @@ class LinearCrossEntropyFunction : public torch::autograd::Function<LinearCrossE
     const c10::cuda::CUDAGuard guard(h.device());
     const at::Tensor scale = (grad_outputs[0].to(at::kFloat) / count).reshape({1}).contiguous();
     const std::int64_t n = h.size(0), v = w.size(0);
-    const LogitsDtype dt = *DtypeOf(h.scalar_type());
+    const ElementType dt = *ElementTypeOf(h.scalar_type());
     const auto stream = at::cuda::getCurrentCUDAStream();
     at::Tensor dh = at::empty_like(h);
     at::Tensor dw;
@@ -116,7 +104,7 @@ at::Tensor LinearCrossEntropyCuda(const at::Tensor& hidden, const at::Tensor& we
   TORCH_CHECK(hidden.is_cuda() && weight.device() == hidden.device() && labels.device() == hidden.device(),
               "LinearCrossEntropyCuda: hidden, weight and labels must be CUDA tensors of one device, got ",
               hidden.device(), ", ", weight.device(), " and ", labels.device());
-  if (!DtypeOf(hidden.scalar_type()) || weight.scalar_type() != hidden.scalar_type() || weight.size(0) == 0) {
+  if (!ElementTypeOf(hidden.scalar_type()) || weight.scalar_type() != hidden.scalar_type() || weight.size(0) == 0) {
     return at::Tensor();
   }
   const std::int64_t chunk =

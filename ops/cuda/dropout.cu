@@ -114,14 +114,14 @@ cudaError_t Launch(const void* a, const void* b, std::int64_t n, DropoutDraw dra
 }
 
 template <Op kOp>
-cudaError_t Dispatch(DropoutDtype dtype, const void* a, const void* b, std::int64_t n, DropoutDraw draw, void* out,
+cudaError_t Dispatch(ElementType dtype, const void* a, const void* b, std::int64_t n, DropoutDraw draw, void* out,
                      cudaStream_t stream) {
   switch (dtype) {
-    case DropoutDtype::kFloat32:
+    case ElementType::kFloat32:
       return Launch<float, kOp>(a, b, n, draw, out, stream);
-    case DropoutDtype::kBFloat16:
+    case ElementType::kBFloat16:
       return Launch<__nv_bfloat16, kOp>(a, b, n, draw, out, stream);
-    case DropoutDtype::kFloat16:
+    case ElementType::kFloat16:
       return Launch<__half, kOp>(a, b, n, draw, out, stream);
   }
   return cudaErrorInvalidValue;
@@ -137,22 +137,22 @@ DropoutDraw MakeDropoutDraw(double p, std::uint64_t seed, float* keep_scale) {
   return DropoutDraw{seed, threshold};
 }
 
-cudaError_t LaunchDropoutAddForward(DropoutDtype dtype, const void* x, const void* h, std::int64_t n, DropoutDraw draw,
+cudaError_t LaunchDropoutAddForward(ElementType dtype, const void* x, const void* h, std::int64_t n, DropoutDraw draw,
                                     void* y, cudaStream_t stream) {
   return Dispatch<kAddForward>(dtype, x, h, n, draw, y, stream);
 }
 
-cudaError_t LaunchDropoutAddBackward(DropoutDtype dtype, const void* dy, std::int64_t n, DropoutDraw draw, void* dh,
+cudaError_t LaunchDropoutAddBackward(ElementType dtype, const void* dy, std::int64_t n, DropoutDraw draw, void* dh,
                                      cudaStream_t stream) {
   return Dispatch<kAddBackward>(dtype, dy, nullptr, n, draw, dh, stream);
 }
 
-cudaError_t LaunchReluDropoutForward(DropoutDtype dtype, const void* h, std::int64_t n, DropoutDraw draw, void* y,
+cudaError_t LaunchReluDropoutForward(ElementType dtype, const void* h, std::int64_t n, DropoutDraw draw, void* y,
                                      cudaStream_t stream) {
   return Dispatch<kReluForward>(dtype, h, nullptr, n, draw, y, stream);
 }
 
-cudaError_t LaunchReluDropoutBackward(DropoutDtype dtype, const void* y, const void* dy, std::int64_t n,
+cudaError_t LaunchReluDropoutBackward(ElementType dtype, const void* y, const void* dy, std::int64_t n,
                                       DropoutDraw draw, void* dh, cudaStream_t stream) {
   return Dispatch<kReluBackward>(dtype, y, dy, n, draw, dh, stream);
 }

@@ -18,9 +18,9 @@
 
 #include <cstdint>
 
-namespace zt::ops::cuda {
+#include "ops/cuda/element_type.h"
 
-enum class DropoutDtype { kFloat32, kBFloat16, kFloat16 };
+namespace zt::ops::cuda {
 
 struct DropoutDraw {
   std::uint64_t seed;
@@ -30,13 +30,13 @@ struct DropoutDraw {
 // The draw for rate p: its threshold, and 1 / (1 - threshold / 65536) in *keep_scale.
 DropoutDraw MakeDropoutDraw(double p, std::uint64_t seed, float* keep_scale);
 
-cudaError_t LaunchDropoutAddForward(DropoutDtype dtype, const void* x, const void* h, std::int64_t n, DropoutDraw draw,
+cudaError_t LaunchDropoutAddForward(ElementType dtype, const void* x, const void* h, std::int64_t n, DropoutDraw draw,
                                     void* y, cudaStream_t stream);
-cudaError_t LaunchDropoutAddBackward(DropoutDtype dtype, const void* dy, std::int64_t n, DropoutDraw draw, void* dh,
+cudaError_t LaunchDropoutAddBackward(ElementType dtype, const void* dy, std::int64_t n, DropoutDraw draw, void* dh,
                                      cudaStream_t stream);
-cudaError_t LaunchReluDropoutForward(DropoutDtype dtype, const void* h, std::int64_t n, DropoutDraw draw, void* y,
+cudaError_t LaunchReluDropoutForward(ElementType dtype, const void* h, std::int64_t n, DropoutDraw draw, void* y,
                                      cudaStream_t stream);
-cudaError_t LaunchReluDropoutBackward(DropoutDtype dtype, const void* y, const void* dy, std::int64_t n,
+cudaError_t LaunchReluDropoutBackward(ElementType dtype, const void* y, const void* dy, std::int64_t n,
                                       DropoutDraw draw, void* dh, cudaStream_t stream);
 
 }  // namespace zt::ops::cuda

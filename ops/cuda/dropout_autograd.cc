@@ -10,6 +10,7 @@
 
 #include "ops/cuda/dropout.h"
 #include "ops/cuda/dropout_seed.h"
+#include "ops/cuda/element_type_of.h"
 #include "ops/dropout.h"
 
 namespace zt::ops::cuda {
@@ -17,19 +18,6 @@ namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-std::optional<DropoutDtype> DtypeOf(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat:
-      return DropoutDtype::kFloat32;
-    case at::kBFloat16:
-      return DropoutDtype::kBFloat16;
-    case at::kHalf:
-      return DropoutDtype::kFloat16;
-    default:
-      return std::nullopt;
-  }
-}
 
 void Check(cudaError_t e, const char* what) {
   TORCH_CHECK(e == cudaSuccess, "fused dropout: ", what, " failed: ", cudaGetErrorString(e));
@@ -51,7 +39,7 @@ class DropoutAddFunction : public torch::autograd::Function<DropoutAddFunction> 
     const at::Tensor xc = x.contiguous(), hc = h.contiguous();
     const DropoutDraw draw = MakeDropoutDraw(p, NextDropoutSeed(), nullptr);
     at::Tensor y = at::empty_like(xc);
-    Check(LaunchDropoutAddForward(*DtypeOf(xc.scalar_type()), xc.data_ptr(), hc.data_ptr(), xc.numel(), draw,
+    Check(LaunchDropoutAddForward(*ElementTypeOf(xc.scalar_type()), xc.data_ptr(), hc.data_ptr(), xc.numel(), draw,
                                   y.data_ptr(), at::cuda::getCurrentCUDAStream()),
           "DropoutAdd forward");
     SaveDraw(ctx, draw);
@@ -64,7 +52,7 @@ class DropoutAddFunction : public torch::autograd::Function<DropoutAddFunction> 
     const at::Tensor dyc = dy.contiguous();
     const c10::cuda::CUDAGuard guard(dyc.device());
     at::Tensor dh = at::empty_like(dyc);
-    Check(LaunchDropoutAddBackward(*DtypeOf(dyc.scalar_type()), dyc.data_ptr(), dyc.numel(), LoadDraw(ctx),
+    Check(LaunchDropoutAddBackward(*ElementTypeOf(dyc.scalar_type()), dyc.data_ptr(), dyc.numel(), LoadDraw(ctx),
                                    dh.data_ptr(), at::cuda::getCurrentCUDAStream()),
           "DropoutAdd backward");
     return {dy, dh, at::Tensor()};
@@ -77,7 +65,7 @@ class ReluDropoutFunction : public torch::autograd::Function<ReluDropoutFunction
     const at::Tensor hc = h.contiguous();
     const DropoutDraw draw = MakeDropoutDraw(p, NextDropoutSeed(), nullptr);
     at::Tensor y = at::empty_like(hc);
-    Check(LaunchReluDropoutForward(*DtypeOf(hc.scalar_type()), hc.data_ptr(), hc.numel(), draw, y.data_ptr(),
+    Check(LaunchReluDropoutForward(*ElementTypeOf(hc.scalar_type()), hc.data_ptr(), hc.numel(), draw, y.data_ptr(),
                                    at::cuda::getCurrentCUDAStream()),
           "ReluDropout forward");
     SaveDraw(ctx, draw);
@@ -92,14 +80,14 @@ class ReluDropoutFunction : public torch::autograd::Function<ReluDropoutFunction
     const at::Tensor dyc = dy.to(y.scalar_type()).contiguous();
     const c10::cuda::CUDAGuard guard(y.device());
     at::Tensor dh = at::empty_like(y);
-    Check(LaunchReluDropoutBackward(*DtypeOf(y.scalar_type()), y.data_ptr(), dyc.data_ptr(), y.numel(), LoadDraw(ctx),
-                                    dh.data_ptr(), at::cuda::getCurrentCUDAStream()),
+    Check(LaunchReluDropoutBackward(*ElementTypeOf(y.scalar_type()), y.data_ptr(), dyc.data_ptr(), y.numel(),
+                                    LoadDraw(ctx), dh.data_ptr(), at::cuda::getCurrentCUDAStream()),
           "ReluDropout backward");
     return {dh, at::Tensor()};
   }
 };
 
-bool Takes(const at::Tensor& t, double p) { return t.is_cuda() && DtypeOf(t.scalar_type()) && p > 0 && p < 1; }
+bool Takes(const at::Tensor& t, double p) { return t.is_cuda() && ElementTypeOf(t.scalar_type()) && p > 0 && p < 1; }
 
 const DropoutFns kFns{&DropoutAddCuda, &ReluDropoutCuda};
 

@@ -459,23 +459,23 @@ bool PairBiasAttentionSupports(const PairBiasAttentionSizes& s) {
          s.batch * s.heads * s.n <= kMaxGridX;
 }
 
-cudaError_t LaunchPairBiasAttentionForward(AttentionDtype dtype, const PairBiasAttentionSizes& sizes, const void* q,
+cudaError_t LaunchPairBiasAttentionForward(ElementType dtype, const PairBiasAttentionSizes& sizes, const void* q,
                                            const void* k, const void* v, const void* bias, const bool* key_mask,
                                            float scale, void* out, float* lse, cudaStream_t stream) {
   if (!PairBiasAttentionSupports(sizes)) return cudaErrorInvalidValue;
   if (Empty(sizes)) return cudaSuccess;
   switch (dtype) {
-    case AttentionDtype::kFloat32:
+    case ElementType::kFloat32:
       return ForwardT<float>(sizes, q, k, v, bias, key_mask, scale, out, lse, stream);
-    case AttentionDtype::kBFloat16:
+    case ElementType::kBFloat16:
       return ForwardT<__nv_bfloat16>(sizes, q, k, v, bias, key_mask, scale, out, lse, stream);
-    case AttentionDtype::kFloat16:
+    case ElementType::kFloat16:
       return ForwardT<__half>(sizes, q, k, v, bias, key_mask, scale, out, lse, stream);
   }
   return cudaErrorInvalidValue;
 }
 
-cudaError_t LaunchPairBiasAttentionBackward(AttentionDtype dtype, const PairBiasAttentionSizes& sizes, const void* q,
+cudaError_t LaunchPairBiasAttentionBackward(ElementType dtype, const PairBiasAttentionSizes& sizes, const void* q,
                                             const void* k, const void* v, const void* bias, const bool* key_mask,
                                             float scale, const void* out, const void* dout, const float* lse,
                                             float* delta, void* dq, void* dk, void* dv, void* dbias,
@@ -483,12 +483,12 @@ cudaError_t LaunchPairBiasAttentionBackward(AttentionDtype dtype, const PairBias
   if (!PairBiasAttentionSupports(sizes)) return cudaErrorInvalidValue;
   if (Empty(sizes)) return cudaSuccess;
   switch (dtype) {
-    case AttentionDtype::kFloat32:
+    case ElementType::kFloat32:
       return BackwardT<float>(sizes, q, k, v, bias, key_mask, scale, out, dout, lse, delta, dq, dk, dv, dbias, stream);
-    case AttentionDtype::kBFloat16:
+    case ElementType::kBFloat16:
       return BackwardT<__nv_bfloat16>(sizes, q, k, v, bias, key_mask, scale, out, dout, lse, delta, dq, dk, dv, dbias,
                                       stream);
-    case AttentionDtype::kFloat16:
+    case ElementType::kFloat16:
       return BackwardT<__half>(sizes, q, k, v, bias, key_mask, scale, out, dout, lse, delta, dq, dk, dv, dbias, stream);
   }
   return cudaErrorInvalidValue;

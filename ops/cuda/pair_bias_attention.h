@@ -21,9 +21,9 @@
 
 #include <cstdint>
 
-namespace zt::ops::cuda {
+#include "ops/cuda/element_type.h"
 
-enum class AttentionDtype { kFloat32, kBFloat16, kFloat16 };
+namespace zt::ops::cuda {
 
 inline constexpr std::int64_t kPairBiasAttentionMaxHeadDim = 128;
 
@@ -37,12 +37,12 @@ struct PairBiasAttentionSizes {
 // Whether the kernels take these sizes (D in range, the grid fits).
 bool PairBiasAttentionSupports(const PairBiasAttentionSizes& sizes);
 
-cudaError_t LaunchPairBiasAttentionForward(AttentionDtype dtype, const PairBiasAttentionSizes& sizes, const void* q,
+cudaError_t LaunchPairBiasAttentionForward(ElementType dtype, const PairBiasAttentionSizes& sizes, const void* q,
                                            const void* k, const void* v, const void* bias, const bool* key_mask,
                                            float scale, void* out, float* lse, cudaStream_t stream);
 
 // `delta` is [B,H,N] float32 scratch the call fills.
-cudaError_t LaunchPairBiasAttentionBackward(AttentionDtype dtype, const PairBiasAttentionSizes& sizes, const void* q,
+cudaError_t LaunchPairBiasAttentionBackward(ElementType dtype, const PairBiasAttentionSizes& sizes, const void* q,
                                             const void* k, const void* v, const void* bias, const bool* key_mask,
                                             float scale, const void* out, const void* dout, const float* lse,
                                             float* delta, void* dq, void* dk, void* dv, void* dbias,

@@ -6,6 +6,7 @@
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "ops/cuda/element_type_of.h"
 #include "ops/cuda/pair_bias_attention.h"
 #include "ops/pair_bias_attention.h"
 
@@ -15,19 +16,10 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-AttentionDtype KernelDtype(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat:
-      return AttentionDtype::kFloat32;
-    case at::kBFloat16:
-      return AttentionDtype::kBFloat16;
-    case at::kHalf:
-      return AttentionDtype::kFloat16;
-    default:
-      break;
-  }
-  TORCH_CHECK(false, "PairBiasAttentionCuda: q must be float32, bfloat16 or float16, got ", t);
-  return AttentionDtype::kFloat32;
+ElementType KernelDtype(at::ScalarType t) {
+  const std::optional<ElementType> e = ElementTypeOf(t);
+  TORCH_CHECK(e.has_value(), "PairBiasAttentionCuda: q must be float32, bfloat16 or float16, got ", t);
+  return *e;
 }
 
 PairBiasAttentionSizes SizesOf(const at::Tensor& q) {

@@ -162,26 +162,27 @@ struct BackwardRun {
 
 // Calls f.template operator()<X, W, Y>() for a supported pair.
 template <typename F>
-cudaError_t Dispatch(NormDtype xd, NormDtype wd, F&& f) {
+cudaError_t Dispatch(ElementType xd, ElementType wd, F&& f) {
   using B = __nv_bfloat16;
-  if (xd == NormDtype::kBFloat16 && wd == NormDtype::kBFloat16) return f.template operator()<B, B, B>();
-  if (xd == NormDtype::kFloat16 && wd == NormDtype::kFloat16) return f.template operator()<__half, __half, __half>();
-  if (xd == NormDtype::kFloat32 && wd == NormDtype::kFloat32) return f.template operator()<float, float, float>();
-  if (xd == NormDtype::kFloat32 && wd == NormDtype::kBFloat16) return f.template operator()<float, B, B>();
-  if (xd == NormDtype::kFloat32 && wd == NormDtype::kFloat16) return f.template operator()<float, __half, __half>();
+  if (xd == ElementType::kBFloat16 && wd == ElementType::kBFloat16) return f.template operator()<B, B, B>();
+  if (xd == ElementType::kFloat16 && wd == ElementType::kFloat16)
+    return f.template operator()<__half, __half, __half>();
+  if (xd == ElementType::kFloat32 && wd == ElementType::kFloat32) return f.template operator()<float, float, float>();
+  if (xd == ElementType::kFloat32 && wd == ElementType::kBFloat16) return f.template operator()<float, B, B>();
+  if (xd == ElementType::kFloat32 && wd == ElementType::kFloat16) return f.template operator()<float, __half, __half>();
   return cudaErrorInvalidValue;
 }
 
 }  // namespace
 
-bool RmsNormSupports(NormDtype x, NormDtype w) { return x == w || x == NormDtype::kFloat32; }
+bool RmsNormSupports(ElementType x, ElementType w) { return x == w || x == ElementType::kFloat32; }
 
 int RmsNormWeightGroups(std::int64_t rows) {
   const std::int64_t g = (rows + kRowsPerGroup - 1) / kRowsPerGroup;
   return static_cast<int>(g < 1 ? 1 : g > kMaxGroups ? kMaxGroups : g);
 }
 
-cudaError_t LaunchRmsNormForward(NormDtype x_dtype, NormDtype w_dtype, const void* x, const void* weight,
+cudaError_t LaunchRmsNormForward(ElementType x_dtype, ElementType w_dtype, const void* x, const void* weight,
                                  std::int64_t rows, std::int64_t d, float eps, void* y, float* rstd,
                                  cudaStream_t stream) {
   if (rows <= 0 || d <= 0) return rows < 0 || d < 0 ? cudaErrorInvalidValue : cudaSuccess;
@@ -190,7 +191,7 @@ cudaError_t LaunchRmsNormForward(NormDtype x_dtype, NormDtype w_dtype, const voi
   return Dispatch(x_dtype, w_dtype, run);
 }
 
-cudaError_t LaunchRmsNormBackward(NormDtype x_dtype, NormDtype w_dtype, const void* x, const void* weight,
+cudaError_t LaunchRmsNormBackward(ElementType x_dtype, ElementType w_dtype, const void* x, const void* weight,
                                   const float* rstd, const void* dy, std::int64_t rows, std::int64_t d, void* dx,
                                   float* dw_partial, void* dw, cudaStream_t stream) {
   if (rows <= 0 || d <= 0) return rows < 0 || d < 0 ? cudaErrorInvalidValue : cudaSuccess;

@@ -17,18 +17,18 @@
 
 #include <cstdint>
 
+#include "ops/cuda/element_type.h"
+
 namespace zt::ops::cuda {
 
-enum class NormDtype { kFloat32, kBFloat16, kFloat16 };
-
-bool RmsNormSupports(NormDtype x, NormDtype w);
+bool RmsNormSupports(ElementType x, ElementType w);
 int RmsNormWeightGroups(std::int64_t rows);
 
-cudaError_t LaunchRmsNormForward(NormDtype x_dtype, NormDtype w_dtype, const void* x, const void* weight,
+cudaError_t LaunchRmsNormForward(ElementType x_dtype, ElementType w_dtype, const void* x, const void* weight,
                                  std::int64_t rows, std::int64_t d, float eps, void* y, float* rstd,
                                  cudaStream_t stream);
 
-cudaError_t LaunchRmsNormBackward(NormDtype x_dtype, NormDtype w_dtype, const void* x, const void* weight,
+cudaError_t LaunchRmsNormBackward(ElementType x_dtype, ElementType w_dtype, const void* x, const void* weight,
                                   const float* rstd, const void* dy, std::int64_t rows, std::int64_t d, void* dx,
                                   float* dw_partial, void* dw, cudaStream_t stream);
 

@@ -8,6 +8,7 @@
 
 #include <optional>
 
+#include "ops/cuda/element_type_of.h"
 #include "ops/cuda/rms_norm.h"
 #include "ops/rms_norm.h"
 
@@ -16,19 +17,6 @@ namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-std::optional<NormDtype> DtypeOf(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat:
-      return NormDtype::kFloat32;
-    case at::kBFloat16:
-      return NormDtype::kBFloat16;
-    case at::kHalf:
-      return NormDtype::kFloat16;
-    default:
-      return std::nullopt;
-  }
-}
 
 void CheckLaunch(cudaError_t e, const char* what) {
   TORCH_CHECK(e == cudaSuccess, "RmsNormCuda: ", what, " failed: ", cudaGetErrorString(e));
@@ -42,7 +30,7 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     const at::ScalarType out_type = wc.scalar_type() == at::kFloat ? at::kFloat : wc.scalar_type();
     at::Tensor y = at::empty(xc.sizes(), xc.options().dtype(out_type));
     at::Tensor rstd = at::empty({rows}, xc.options().dtype(at::kFloat));
-    CheckLaunch(LaunchRmsNormForward(*DtypeOf(xc.scalar_type()), *DtypeOf(wc.scalar_type()), xc.data_ptr(),
+    CheckLaunch(LaunchRmsNormForward(*ElementTypeOf(xc.scalar_type()), *ElementTypeOf(wc.scalar_type()), xc.data_ptr(),
                                      wc.data_ptr(), rows, d, static_cast<float>(eps), y.data_ptr(),
                                      rstd.data_ptr<float>(), at::cuda::getCurrentCUDAStream()),
                 "forward kernel");
@@ -61,8 +49,8 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     at::Tensor dx = at::empty(x.sizes(), x.options());
     const at::Tensor partial = at::empty({RmsNormWeightGroups(rows), d}, x.options().dtype(at::kFloat));
     at::Tensor dw = at::empty({d}, w.options());
-    CheckLaunch(LaunchRmsNormBackward(*DtypeOf(x.scalar_type()), *DtypeOf(w.scalar_type()), x.data_ptr(), w.data_ptr(),
-                                      rstd.data_ptr<float>(), dy.data_ptr(), rows, d, dx.data_ptr(),
+    CheckLaunch(LaunchRmsNormBackward(*ElementTypeOf(x.scalar_type()), *ElementTypeOf(w.scalar_type()), x.data_ptr(),
+                                      w.data_ptr(), rstd.data_ptr<float>(), dy.data_ptr(), rows, d, dx.data_ptr(),
                                       partial.data_ptr<float>(), dw.data_ptr(), at::cuda::getCurrentCUDAStream()),
                 "backward kernels");
     return {dx, dw, at::Tensor()};
@@ -82,7 +70,7 @@ at::Tensor RmsNormCuda(const at::Tensor& x, const at::Tensor& weight, double eps
               weight.device());
   TORCH_CHECK(weight.dim() == 1 && x.dim() >= 1 && x.size(-1) == weight.size(0), "RmsNormCuda: x ", x.sizes(),
               " does not end in the weight's size ", weight.sizes());
-  const std::optional<NormDtype> xd = DtypeOf(x.scalar_type()), wd = DtypeOf(weight.scalar_type());
+  const std::optional<ElementType> xd = ElementTypeOf(x.scalar_type()), wd = ElementTypeOf(weight.scalar_type());
   if (!xd || !wd || !RmsNormSupports(*xd, *wd) || x.numel() == 0) return at::Tensor();
   const c10::cuda::CUDAGuard guard(x.device());
   return RmsNormFunction::apply(x, weight, eps);
