@@ -12,6 +12,16 @@ FusedImpl<RmsNormFn>& Impl() {
   return impl;
 }
 
+FusedImpl<RmsNormResidualFn>& ResidualImpl() {
+  static FusedImpl<RmsNormResidualFn> impl("ZT_RMS_NORM");
+  return impl;
+}
+
+void CheckShapes(const at::Tensor& x, const at::Tensor& weight) {
+  TORCH_CHECK(weight.dim() == 1 && x.dim() >= 1 && x.size(-1) == weight.size(0), "RmsNorm: x ", x.sizes(),
+              " does not end in the weight's size ", weight.sizes());
+}
+
 }  // namespace
 
 at::Tensor RmsNormReference(const at::Tensor& x, const at::Tensor& weight, double eps) {
@@ -22,8 +32,7 @@ at::Tensor RmsNormReference(const at::Tensor& x, const at::Tensor& weight, doubl
 }
 
 at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  TORCH_CHECK(weight.dim() == 1 && x.dim() >= 1 && x.size(-1) == weight.size(0), "RmsNorm: x ", x.sizes(),
-              " does not end in the weight's size ", weight.sizes());
+  CheckShapes(x, weight);
   if (x.is_cuda() && weight.is_cuda()) {
     if (RmsNormFn fused = Impl().Get()) {
       at::Tensor y = fused(x, weight, eps);
@@ -33,7 +42,20 @@ at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   return RmsNormReference(x, weight, eps);
 }
 
+std::array<at::Tensor, 2> RmsNormResidual(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  CheckShapes(x, weight);
+  if (x.is_cuda() && weight.is_cuda()) {
+    if (RmsNormResidualFn fused = ResidualImpl().Get()) {
+      std::array<at::Tensor, 2> yr = fused(x, weight, eps);
+      if (yr[0].defined()) return yr;
+    }
+  }
+  return {RmsNorm(x, weight, eps), x};
+}
+
 void RegisterCudaRmsNorm(RmsNormFn fn) { Impl().Set(fn); }
+
+void RegisterCudaRmsNormResidual(RmsNormResidualFn fn) { ResidualImpl().Set(fn); }
 
 bool HasCudaRmsNorm() { return Impl().registered(); }
 

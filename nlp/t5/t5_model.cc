@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <sys/stat.h>
 
+#include <array>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -34,6 +35,12 @@ class LayerNorm : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x) const {
     ZT_PROFILE_MODULE(this);
     return ops::RmsNorm(x, weight, eps_);
+  }
+  // {forward(x), x} for a pre-norm residual block, which takes x from here so that the norm's
+  // backward adds the residual's gradient in (ops/rms_norm.h).
+  std::array<at::Tensor, 2> ForwardResidual(const at::Tensor& x) const {
+    ZT_PROFILE_MODULE(this);
+    return ops::RmsNormResidual(x, weight, eps_);
   }
   at::Tensor weight;
 
@@ -98,8 +105,8 @@ struct SelfAttentionLayer : torch::nn::Module {
   }
   at::Tensor forward(const at::Tensor& x, const AttnBias& bias) {
     ZT_PROFILE_MODULE(this);
-    const at::Tensor n = layer_norm->forward(x);
-    return ClampHalf(ops::DropoutAdd(x, SelfAttention->forward(n, n, bias, is_training()), rate, is_training()));
+    const auto [n, residual] = layer_norm->ForwardResidual(x);
+    return ClampHalf(ops::DropoutAdd(residual, SelfAttention->forward(n, n, bias, is_training()), rate, is_training()));
   }
   double rate;
   std::shared_ptr<Attention> SelfAttention;
@@ -113,8 +120,9 @@ struct CrossAttentionLayer : torch::nn::Module {
   }
   at::Tensor forward(const at::Tensor& x, const at::Tensor& enc, const AttnBias& bias) {
     ZT_PROFILE_MODULE(this);
-    const at::Tensor n = layer_norm->forward(x);
-    return ClampHalf(ops::DropoutAdd(x, EncDecAttention->forward(n, enc, bias, is_training()), rate, is_training()));
+    const auto [n, residual] = layer_norm->ForwardResidual(x);
+    return ClampHalf(
+        ops::DropoutAdd(residual, EncDecAttention->forward(n, enc, bias, is_training()), rate, is_training()));
   }
   double rate;
   std::shared_ptr<Attention> EncDecAttention;
@@ -128,8 +136,8 @@ struct FeedForwardLayer : torch::nn::Module {
   }
   at::Tensor forward(const at::Tensor& x) {
     ZT_PROFILE_MODULE(this);
-    const at::Tensor n = layer_norm->forward(x);
-    return ClampHalf(ops::DropoutAdd(x, DenseReluDense->forward(n, is_training()), rate, is_training()));
+    const auto [n, residual] = layer_norm->ForwardResidual(x);
+    return ClampHalf(ops::DropoutAdd(residual, DenseReluDense->forward(n, is_training()), rate, is_training()));
   }
   double rate;
   std::shared_ptr<DenseActDense> DenseReluDense;

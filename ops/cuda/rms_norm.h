@@ -4,7 +4,8 @@
 // x [rows, d] in `x_dtype`, weight [d] in `w_dtype`; y [rows, d] in the weight's dtype when it is
 // 16-bit, else float32 (HF's T5LayerNorm): y = w * round_w(x * rstd), rstd = rsqrt(mean(x^2) + eps)
 // with every sum in float32.  The forward writes rstd [rows] (float32) for the backward.
-// Backward: dx [rows, d] in x's dtype; dw [d] in the weight's dtype, the sum over rows of
+// Backward: dx [rows, d] in x's dtype (plus dres [rows, d], x's dtype, when not null: the
+// gradient of a residual branch that takes x as well); dw [d] in the weight's dtype, the sum over rows of
 // dy * round_w(x * rstd): float32 sums of row groups first, in the workspace dw_partial
 // [RmsNormWeightGroups(rows), d], then their sum.
 //
@@ -29,8 +30,8 @@ cudaError_t LaunchRmsNormForward(ElementType x_dtype, ElementType w_dtype, const
                                  cudaStream_t stream);
 
 cudaError_t LaunchRmsNormBackward(ElementType x_dtype, ElementType w_dtype, const void* x, const void* weight,
-                                  const float* rstd, const void* dy, std::int64_t rows, std::int64_t d, void* dx,
-                                  float* dw_partial, void* dw, cudaStream_t stream);
+                                  const float* rstd, const void* dy, const void* dres, std::int64_t rows,
+                                  std::int64_t d, void* dx, float* dw_partial, void* dw, cudaStream_t stream);
 
 }  // namespace zt::ops::cuda
 

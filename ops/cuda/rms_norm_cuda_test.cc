@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <array>
 #include <tuple>
 #include <vector>
 
@@ -61,6 +62,56 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{at::kBFloat16, at::kBFloat16, 4099, 1024}, Case{at::kBFloat16, at::kBFloat16, 3, 37},
                       Case{at::kHalf, at::kHalf, 513, 512}, Case{at::kFloat, at::kFloat, 1000, 1000},
                       Case{at::kFloat, at::kBFloat16, 77, 2048}, Case{at::kFloat, at::kHalf, 129, 768}));
+
+// The residual form: {y, r = x} from one node, whose backward adds r's gradient into x's.  Against
+// the reference norm with x used directly, for a loss over both outputs and over each alone.
+TEST(RmsNormCuda, ResidualFormAddsTheResidualGradientIntoX) {
+  ASSERT_TRUE(at::hasCUDA()) << "no CUDA device";
+  const auto cuda = at::TensorOptions().device(at::kCUDA);
+  at::manual_seed(11);
+  const at::Tensor x0 = at::randn({300, 512}, cuda.dtype(at::kFloat)) * 2;
+  const at::Tensor w0 = 1 + at::randn({512}, cuda.dtype(at::kFloat)) * 0.1;
+  const at::Tensor a = at::randn({300, 512}, cuda), b = at::randn({300, 512}, cuda);
+  for (int run = 0; run < 6; ++run) {
+    const int use = run % 3;                                        // 0: both outputs, 1: y only, 2: r only
+    const at::ScalarType t = run < 3 ? at::kFloat : at::kBFloat16;  // bf16: the vectorised kernel
+    const double tol = t == at::kFloat ? 1e-4 : 2e-2;
+    SCOPED_TRACE(testing::Message() << "use " << use << " " << t);
+    const at::Tensor x = x0.to(t).clone().requires_grad_(), w = w0.to(t).clone().requires_grad_();
+    const std::array<at::Tensor, 2> yr = RmsNormResidualCuda(x, w, 1e-6);
+    ASSERT_TRUE(yr[0].defined() && yr[1].defined());
+    EXPECT_EQ(yr[1].data_ptr(), x.data_ptr()) << "r is x itself";
+    EXPECT_EQ(yr[0].grad_fn(), yr[1].grad_fn()) << "one node";
+    const at::Tensor xr = x0.to(t).to(at::kFloat).clone().requires_grad_(),
+                     wr = w0.to(t).to(at::kFloat).clone().requires_grad_();
+    const at::Tensor yref = RmsNormReference(xr, wr, 1e-6);
+    EXPECT_LE(RelErr(yr[0], yref), tol);
+    at::Tensor loss = at::zeros({}, cuda), loss_r = at::zeros({}, cuda);
+    if (use != 2) {
+      loss = loss + (yr[0].to(at::kFloat) * a).sum();
+      loss_r = loss_r + (yref * a).sum();
+    }
+    if (use != 1) {
+      loss = loss + (yr[1].to(at::kFloat) * b).sum();
+      loss_r = loss_r + (xr * b).sum();
+    }
+    loss.backward();
+    loss_r.backward();
+    EXPECT_LE(RelErr(x.grad(), xr.grad()), tol) << "dx";
+    if (use != 2) {
+      EXPECT_LE(RelErr(w.grad(), wr.grad()), tol) << "dweight";
+    } else {
+      EXPECT_FALSE(w.grad().defined() && w.grad().abs().sum().item<float>() != 0) << "no gradient through y";
+    }
+  }
+  // bf16 through the entry point, and its fallback for a pair the kernels do not take.
+  const at::Tensor xb = x0.to(at::kBFloat16), wb = w0.to(at::kBFloat16);
+  const std::array<at::Tensor, 2> fused = RmsNormResidual(xb, wb, 1e-6);
+  EXPECT_LE(RelErr(fused[0], RmsNormReference(xb, wb, 1e-6)), 2e-2);
+  const std::array<at::Tensor, 2> fallback = RmsNormResidual(xb, w0, 1e-6);
+  EXPECT_TRUE(at::equal(fallback[0], RmsNormReference(xb, w0, 1e-6)));
+  EXPECT_TRUE(fallback[1].is_same(xb));
+}
 
 TEST(RmsNormCuda, EntryPointUsesTheFusedKernelAndFallsBack) {
   ASSERT_TRUE(at::hasCUDA()) << "no CUDA device";
