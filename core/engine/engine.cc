@@ -467,6 +467,14 @@ absl::Status Engine::Step() {
   return MaybeReport();
 }
 
+double Engine::last_grad_norm() const {
+  if (last_grad_norm_device_.defined()) {
+    last_grad_norm_ = last_grad_norm_device_.item<double>();
+    last_grad_norm_device_ = at::Tensor();
+  }
+  return last_grad_norm_;
+}
+
 absl::Status Engine::ApplyStep() {
   // Stage 3: every rank's gradients are in once all ranks are here.
   if (stage3_) RETURN_IF_ERROR(stage3_->Sync(SyncPoint::kStep));
@@ -475,13 +483,14 @@ absl::Status Engine::ApplyStep() {
   const bool check_overflow = config_.fp16.enabled || (config_.bf16.enabled && config_.bf16.check_grad_overflow);
   // One collective answers both questions: the global squared norm (ranks' shards do not
   // overlap), which is inf/NaN exactly when some gradient is.
-  double norm_sq = 0;
-  {
-    at::Tensor local;
-    RETURN_IF_ERROR(CallTorch("gradient norm", [&] { local = SquaredNorm(norm_grads); }));
-    RETURN_IF_ERROR(AllReduceSync(*comm_, local));
-    norm_sq = local.item<double>();
-  }
+  at::Tensor local;
+  RETURN_IF_ERROR(CallTorch("gradient norm", [&] { local = SquaredNorm(norm_grads); }));
+  RETURN_IF_ERROR(AllReduceSync(*comm_, local));
+  // With no overflow to decide and the whole update on the GPU, the norm and the clipping factor
+  // stay on the GPU's stream: the host queues the update (and the next step's forward) without
+  // waiting for the backward to finish.
+  const bool on_device = !check_overflow && !host_adam_ && adam_ != nullptr && local.is_cuda();
+  const double norm_sq = on_device ? 0.0 : local.item<double>();
   ++global_steps_;
   if (check_overflow && !std::isfinite(norm_sq)) {
     ++skipped_steps_;
@@ -498,12 +507,29 @@ absl::Status Engine::ApplyStep() {
     return scaler_.Update(/*overflow=*/true);
   }
   const double scale = scaler_.scale();
-  const double norm = std::sqrt(norm_sq) / scale;
-  last_grad_norm_ = norm;
   double factor = 1.0 / scale;
-  if (config_.gradient_clipping > 0) {
-    const double clip = (norm + 1e-6) / config_.gradient_clipping;
-    if (clip > 1) factor = 1.0 / (clip * scale);
+  at::Tensor device_factor;  // on_device: the factor, as one float on the GPU
+  if (on_device) {
+    RETURN_IF_ERROR(CallTorch("clipping factor", [&] {
+      // The host branch's arithmetic, in double, as tensor operations.
+      const at::Tensor norm = local.sqrt() / scale;
+      last_grad_norm_device_ = norm;
+      at::Tensor f = at::full_like(norm, 1.0 / scale);
+      if (config_.gradient_clipping > 0) {
+        const at::Tensor clip = (norm + 1e-6) / config_.gradient_clipping;
+        f = at::where(clip > 1, (clip * scale).reciprocal(), f);
+      }
+      device_factor = f.to(at::kFloat);
+    }));
+    factor = 1.0;
+  } else {
+    const double norm = std::sqrt(norm_sq) / scale;
+    last_grad_norm_ = norm;
+    last_grad_norm_device_ = at::Tensor();
+    if (config_.gradient_clipping > 0) {
+      const double clip = (norm + 1e-6) / config_.gradient_clipping;
+      if (clip > 1) factor = 1.0 / (clip * scale);
+    }
   }
   const auto betas =
       schedule_->betas().value_or(std::make_pair(config_.optimizer.adam.beta1, config_.optimizer.adam.beta2));
@@ -518,7 +544,8 @@ absl::Status Engine::ApplyStep() {
     const at::Tensor rest = opt_params_.narrow(0, host_elems_, n - host_elems_);
     const bool write_back = !(stage3_ && !host_adam_) && !master_.is_same(rest);
     RETURN_IF_ERROR(adam_->Step(opt_grads.narrow(0, host_elems_, n - host_elems_), schedule_->lr(), betas.first,
-                                betas.second, static_cast<float>(factor), write_back ? rest : at::Tensor()));
+                                betas.second, static_cast<float>(factor), write_back ? rest : at::Tensor(),
+                                device_factor));
   }
   if (stage3_) {
     RETURN_IF_ERROR(stage3_->AfterStep(/*applied=*/true));

@@ -200,8 +200,9 @@ class Engine {
   std::int64_t skipped_steps() const { return skipped_steps_; }  // fp16/bf16 overflows
   double lr() const { return schedule_->lr(); }
   double loss_scale() const { return scaler_.scale(); }
-  // The global gradient norm of the last applied step, before clipping (unscaled).
-  double last_grad_norm() const { return last_grad_norm_; }
+  // The global gradient norm of the last applied step, before clipping (unscaled).  Reading it
+  // may wait for the GPU (the norm stays there until asked for).
+  double last_grad_norm() const;
   const FlatLayout& layout() const { return layout_; }
   // The optimizer state of this rank's partition: on the device (nullptr when all of it is
   // offloaded) and in host memory (ZeRO-Offload, nullptr without).  With a partial offload
@@ -290,7 +291,8 @@ class Engine {
   std::int64_t micro_steps_ = 0;
   std::int64_t global_steps_ = 0;
   std::int64_t skipped_steps_ = 0;
-  double last_grad_norm_ = 0;
+  mutable double last_grad_norm_ = 0;
+  mutable at::Tensor last_grad_norm_device_;  // when set, the norm not yet read from the GPU
   bool backward_done_ = false;
   at::Tensor last_loss_;  // detached; read only when a report is due (reading syncs a GPU)
   // tensorboard / csv_monitor (rank 0 only): the accumulation's loss sum, read at the boundary.

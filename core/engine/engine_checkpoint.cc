@@ -354,7 +354,7 @@ absl::Status Engine::SaveCheckpoint(const std::string& save_dir, const SaveCheck
             {"micro_steps", micro_steps_},
             {"skipped_steps", skipped_steps_},
             {"optimizer_steps", adam_ ? adam_->step_count() : host_adam_->step_count()},
-            {"last_grad_norm", last_grad_norm_},
+            {"last_grad_norm", last_grad_norm()},
             {"lr_schedule_iteration", schedule_->last_batch_iteration()},
             {"lr", schedule_->lr()},
             {"loss_scaler",
@@ -524,6 +524,7 @@ absl::StatusOr<LoadedCheckpoint> Engine::LoadCheckpoint(const std::string& path)
   micro_steps_ = global_steps_ * config_.gradient_accumulation_steps;
   skipped_steps_ = engine_state.value("skipped_steps", std::int64_t{0});
   last_grad_norm_ = engine_state.value("last_grad_norm", 0.0);
+  last_grad_norm_device_ = at::Tensor();
   schedule_->StepTo(engine_state.value("lr_schedule_iteration", std::int64_t{0}));
   const nlohmann::json ls = engine_state.value("loss_scaler", nlohmann::json::object());
   if (ls.contains("scale")) {

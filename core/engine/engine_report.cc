@@ -106,7 +106,7 @@ absl::Status Engine::MaybeReport() {
   s.lr = schedule_->lr();
   s.has_loss_scale = config_.fp16.enabled;
   s.loss_scale = scaler_.scale();
-  s.grad_norm = last_grad_norm_;
+  s.grad_norm = last_grad_norm();
   s.skipped = skipped_steps_;
   const MemoryStats mem = ReadMemoryStats(device_);
   s.gpu_allocated = mem.gpu_allocated;

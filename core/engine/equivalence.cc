@@ -5,6 +5,7 @@
 #include <torch/optim/adamw.h>
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 
 #include "absl/strings/str_cat.h"
@@ -158,6 +159,11 @@ absl::Status Train(const EquivalenceCase& c, const LocalGroupOptions& options,
         }
         if (engine->global_steps() != kEquivalenceSteps) {
           return absl::InternalError(absl::StrCat("rank ", comm.rank(), ": ", engine->global_steps(), " steps"));
+        }
+        // The last norm, wherever it was computed (on a GPU it stays there until read).
+        const double norm = engine->last_grad_norm();
+        if (!std::isfinite(norm) || norm <= 0) {
+          return absl::InternalError(absl::StrCat("rank ", comm.rank(), ": last gradient norm ", norm));
         }
         std::vector<at::Tensor> params;
         {

@@ -74,7 +74,13 @@ bool FusedAdamDisabled() {
 #endif  // ZT_CUDA
 
 absl::Status AdamShard::Step(const at::Tensor& grad, double lr, double beta1, double beta2, float grad_scale,
-                             const at::Tensor& copy_out) {
+                             const at::Tensor& copy_out, const at::Tensor& device_scale) {
+  if (device_scale.defined() && (device_scale.numel() != 1 || device_scale.scalar_type() != at::kFloat ||
+                                 device_scale.device() != master_.device())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "AdamShard: gradient scale tensor of ", device_scale.numel(), " ", c10::toString(device_scale.scalar_type()),
+        " on ", device_scale.device().str(), "; wants one float on ", master_.device().str()));
+  }
   if (grad.numel() != master_.numel() || grad.scalar_type() != at::kFloat || !grad.is_contiguous()) {
     return absl::InvalidArgumentError(absl::StrCat("AdamShard: gradient of ", grad.numel(), " ",
                                                    c10::toString(grad.scalar_type()), " for a shard of ",
@@ -86,6 +92,8 @@ absl::Status AdamShard::Step(const at::Tensor& grad, double lr, double beta1, do
                                                    copy_out.device().str(), " for a shard of ", master_.numel(), " on ",
                                                    master_.device().str()));
   }
+  // On the CPU the factor is read in place (no device to wait for).
+  if (device_scale.defined() && master_.device().is_cpu()) grad_scale *= device_scale.item<float>();
   ++step_;
   const ops::AdamStep s = MakeAdamStep(config_, lr, beta1, beta2, step_, grad_scale);
   if (master_.device().is_cpu()) {
@@ -108,9 +116,11 @@ absl::Status AdamShard::Step(const at::Tensor& grad, double lr, double beta1, do
     const ops::cuda::AdamCopyOut kind = !out16                                ? ops::cuda::AdamCopyOut::kNone
                                         : copy_out.scalar_type() == at::kHalf ? ops::cuda::AdamCopyOut::kFloat16
                                                                               : ops::cuda::AdamCopyOut::kBFloat16;
+    ops::cuda::FusedAdamArgs args = ops::cuda::MakeFusedAdamArgs(s);
+    if (device_scale.defined()) args.device_grad_scale = device_scale.data_ptr<float>();
     const c10::cuda::CUDAGuard guard(master_.device());
-    const cudaError_t e = ops::cuda::LaunchFusedAdam(&c, 1, kind, ops::cuda::MakeFusedAdamArgs(s), nullptr, nullptr,
-                                                     c10::cuda::getCurrentCUDAStream().stream());
+    const cudaError_t e =
+        ops::cuda::LaunchFusedAdam(&c, 1, kind, args, nullptr, nullptr, c10::cuda::getCurrentCUDAStream().stream());
     if (e != cudaSuccess) {
       return absl::InternalError(absl::StrCat("fused Adam step on ", master_.device().str(), " (", master_.numel(),
                                               " elements): ", cudaGetErrorString(e)));
@@ -121,6 +131,7 @@ absl::Status AdamShard::Step(const at::Tensor& grad, double lr, double beta1, do
   // The reference arithmetic as ATen operations, for device shards.
   return CallTorch("Adam step", [&] {
     at::Tensor g = grad_scale != 1.0f ? grad * grad_scale : grad;
+    if (device_scale.defined()) g = g * device_scale;
     if (!s.decoupled && s.weight_decay != 0.0f) g = g + master_ * s.weight_decay;
     if (s.decoupled && s.weight_decay != 0.0f) master_.mul_(1.0 - lr * config_.weight_decay);
     exp_avg_.lerp_(g, 1.0 - beta1);

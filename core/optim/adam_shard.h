@@ -31,9 +31,12 @@ class AdamShard {
 
   // One update with gradients `grad` (fp32, same size as master) multiplied by grad_scale.
   // `copy_out`, when defined (contiguous, master's size and device), receives the new weights
-  // in its dtype: in the same pass as the update for bf16/fp16 on CUDA.
+  // in its dtype: in the same pass as the update for bf16/fp16 on CUDA.  `device_scale`, when
+  // defined (float32, one element, master's device), multiplies the gradients too and is read
+  // where it lives: a factor computed on the GPU's stream costs the host no wait.
   [[nodiscard]] absl::Status Step(const at::Tensor& grad, double lr, double beta1, double beta2, float grad_scale,
-                                  const at::Tensor& copy_out = at::Tensor());
+                                  const at::Tensor& copy_out = at::Tensor(),
+                                  const at::Tensor& device_scale = at::Tensor());
 
   const at::Tensor& master() const { return master_; }
   const at::Tensor& exp_avg() const { return exp_avg_; }

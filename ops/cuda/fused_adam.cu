@@ -35,13 +35,15 @@ __global__ void __launch_bounds__(kThreads)
   const AdamChunk& ch = list.chunk[c];
   const std::int64_t base = (tile - list.first_tile[c]) * kTile;
   Out* out16 = static_cast<Out*>(ch.out16);
+  const float grad_scale =
+      a.device_grad_scale != nullptr ? __fmul_rn(a.grad_scale, *a.device_grad_scale) : a.grad_scale;
   int bad = 0;
 #pragma unroll
   for (int k = 0; k < kPerThread; ++k) {
     const std::int64_t i = base + k * kThreads + threadIdx.x;
     if (i >= ch.n) break;
     float g = ch.grad[i];
-    if (a.grad_scale != 1.0f) g = __fmul_rn(g, a.grad_scale);
+    if (grad_scale != 1.0f) g = __fmul_rn(g, grad_scale);
     bad |= !isfinite(g);
     float p = ch.param[i];
     if (a.l2) g = __fadd_rn(g, __fmul_rn(a.weight_decay, p));

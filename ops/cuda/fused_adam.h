@@ -53,6 +53,9 @@ struct FusedAdamArgs {
   float eps = 0;
   float weight_decay = 0;
   float grad_scale = 1;
+  // When set, a float on the device the gradients are also multiplied by (after grad_scale):
+  // a clipping factor computed on the stream, so the step needs no host round trip.
+  const float* device_grad_scale = nullptr;
   bool l2 = false;           // Adam: g += weight_decay * p
   bool decay_param = false;  // AdamW: p *= decay
 };

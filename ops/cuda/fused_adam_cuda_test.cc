@@ -84,6 +84,29 @@ TEST(FusedAdamCuda, MatchesReferenceBitForBitOverSteps) {
   }
 }
 
+// A clipping factor that lives on the device multiplies the gradients as the host's grad_scale
+// would: the same bits as the reference stepping with their product.
+TEST(FusedAdamCuda, DeviceGradScaleActsAsTheHostOne) {
+  ASSERT_TRUE(at::hasCUDA()) << "no CUDA device";
+  const std::int64_t n = 4099;
+  State ref = Random(n, 11);
+  State gpu = ToCuda(ref);
+  at::Tensor out = at::empty({n}, at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA));
+  for (const float factor : {0.3137f, 1.0f}) {
+    at::Tensor on_device = at::full({1}, factor, at::TensorOptions().dtype(at::kFloat).device(at::kCUDA));
+    AdamStep s = Step(1e-3f, 0.01f, /*decoupled=*/true, factor == 1.0f ? 2 : 1, 0.5f);
+    AdamStep product = s;
+    product.grad_scale = 0.5f * factor;
+    Reference(ref, product);
+    FusedAdamArgs args = MakeFusedAdamArgs(s);
+    args.device_grad_scale = on_device.data_ptr<float>();
+    AdamChunk c = ChunkOf(gpu, out);
+    ASSERT_EQ(LaunchFusedAdam(&c, 1, AdamCopyOut::kBFloat16, args, nullptr, nullptr, Stream()), cudaSuccess);
+  }
+  ExpectSame(gpu, ref, "device grad scale");
+  EXPECT_TRUE(at::equal(out.cpu(), ref.p.to(at::kBFloat16)));
+}
+
 TEST(FusedAdamCuda, ManyChunksInOneCallWithFp16CopyOut) {
   ASSERT_TRUE(at::hasCUDA()) << "no CUDA device";
   // More chunks than one launch takes, of odd sizes and offsets into one flat buffer (ZeRO's
