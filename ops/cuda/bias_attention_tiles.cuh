@@ -11,7 +11,10 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <type_traits>
+#include <utility>
 
 #include "ops/cuda/bias_attention.h"
 #include "ops/cuda/element.cuh"
@@ -298,10 +301,28 @@ inline Dropout DropoutOf(const BiasAttentionShape& s) {
   return d;
 }
 
-// Lets `kernel` take `smem` bytes of dynamic shared memory (over the default 48 KiB).
+// Lets `kernel` take `smem` bytes of dynamic shared memory (over the default 48 KiB).  The
+// attribute is set once per kernel, device and size: the call costs microseconds of host time
+// and these kernels launch hundreds of times a training step.
 template <typename Kernel>
 cudaError_t AllowSmem(Kernel kernel, std::size_t smem) {
-  return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  int device = 0;
+  cudaError_t e = cudaGetDevice(&device);
+  if (e != cudaSuccess) return e;
+  static std::mutex mu;
+  static std::map<std::pair<const void*, int>, std::size_t> allowed;  // the largest set so far
+  const auto key = std::make_pair(reinterpret_cast<const void*>(kernel), device);
+  {
+    const std::lock_guard<std::mutex> lock(mu);
+    const auto it = allowed.find(key);
+    if (it != allowed.end() && it->second >= smem) return cudaSuccess;
+  }
+  e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  if (e != cudaSuccess) return e;
+  const std::lock_guard<std::mutex> lock(mu);
+  std::size_t& most = allowed[key];
+  most = most > smem ? most : smem;
+  return cudaSuccess;
 }
 
 inline dim3 Grid(std::int64_t rows, const BiasAttentionShape& s) {
