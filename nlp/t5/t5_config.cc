@@ -186,4 +186,15 @@ double T5TrainingFlops(const T5Config& c, double batch, double src_len, double t
   return 3 * fwd;
 }
 
+std::int64_t T5ParameterCount(const T5Config& c) {
+  const std::int64_t d = c.d_model, inner = c.inner_dim();
+  const std::int64_t ffn = (c.gated ? 3 : 2) * d * c.d_ff;
+  const std::int64_t attention = 4 * d * inner;
+  const std::int64_t position_bias = c.relative_attention_num_buckets * c.num_heads;  // layer 0 of each stack
+  const std::int64_t encoder = c.num_layers * (attention + ffn + 2 * d) + position_bias + d;
+  const std::int64_t decoder = c.num_decoder_layers * (2 * attention + ffn + 3 * d) + position_bias + d;
+  const std::int64_t embeddings = (c.tie_word_embeddings ? 1 : 2) * c.vocab_size * d;
+  return embeddings + encoder + decoder;
+}
+
 }  // namespace zt::nlp

@@ -59,6 +59,11 @@ absl::StatusOr<T5Config> T5ConfigForName(absl::string_view name);
 // tools/bench/peers/t5_hf.py counts the same way.
 double T5TrainingFlops(const T5Config& c, double batch, double src_len, double tgt_len);
 
+// The parameters T5ForConditionalGeneration holds for this architecture (the shared embedding
+// once, lm_head when untied), from the config alone: what a run must find room for before it
+// builds the model.
+std::int64_t T5ParameterCount(const T5Config& c);
+
 }  // namespace zt::nlp
 
 #endif  // ZEROTRAIN_NLP_T5_T5_CONFIG_H_

@@ -138,5 +138,16 @@ TEST(T5Flops, MatmulMacsOfAForwardMatchTheConfig) { ExpectMatmulMacsMatchTheConf
 
 TEST(T5Flops, MatmulMacsOfAGatedUntiedForwardMatchTheConfig) { ExpectMatmulMacsMatchTheConfig(/*gated=*/true); }
 
+// The count from the config is what the model holds, tied and untied, with uneven stacks.
+TEST(T5Flops, ParameterCountFromTheConfigIsTheModels) {
+  for (const bool gated : {false, true}) {
+    const T5Config c = TinyConfig(gated);  // 2 encoder and 3 decoder layers
+    const auto model = std::make_shared<T5ForConditionalGeneration>(c, /*seed=*/1);
+    std::int64_t held = 0;
+    for (const auto& p : model->parameters()) held += p.numel();
+    EXPECT_EQ(T5ParameterCount(c), held) << (gated ? "gated, untied" : "relu, tied");
+  }
+}
+
 }  // namespace
 }  // namespace zt::nlp
