@@ -171,13 +171,25 @@ absl::Status Run() {
   // The same steps again with no wait between them, as a training loop that reads the loss only
   // when it logs: the mean step of a window closed by one wait at its end.
   const int window_steps = absl::GetFlag(FLAGS_window_steps) < 0 ? steps : absl::GetFlag(FLAGS_window_steps);
+  // The host's own time in each call (nothing in them waits for the GPU): where it exceeds the
+  // GPU's work, the host sets the step's pace.
+  double host_fwd = 0, host_bwd = 0, host_step = 0;
+  auto since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
   const auto w0 = std::chrono::steady_clock::now();
   {
     at::Tensor last;
     for (int step = 0; step < window_steps; ++step) {
+      auto t = std::chrono::steady_clock::now();
       ASSIGN_OR_RETURN(last, engine->Forward(batch));
+      host_fwd += since(t);
+      t = std::chrono::steady_clock::now();
       RETURN_IF_ERROR(engine->Backward(last));
+      host_bwd += since(t);
+      t = std::chrono::steady_clock::now();
       RETURN_IF_ERROR(engine->Step());
+      host_step += since(t);
     }
     if (last.defined()) (void)last.item<float>();
   }
@@ -206,6 +218,8 @@ absl::Status Run() {
       const double window_tflops = tflops * med / window;
       std::printf("unsynced window of %d steps: step_s=%.4f tokens_per_s=%.0f mfu=%.3f\n", window_steps, window,
                   world * tokens / window, window_tflops / absl::GetFlag(FLAGS_peak_tflops));
+      std::printf("host time a step in the window: forward %.1f ms, backward %.1f ms, step %.1f ms\n",
+                  1e3 * host_fwd / window_steps, 1e3 * host_bwd / window_steps, 1e3 * host_step / window_steps);
     }
 #ifdef ZT_CUDA
     if (cuda) std::printf("attention: %s\n", AttentionBackend(c, b, s).c_str());
