@@ -124,7 +124,7 @@ absl::Status Run() {
   j["gradient_accumulation_steps"] = 1;
   if (!j.contains("optimizer")) j["optimizer"] = {{"type", "AdamW"}, {"params", {{"lr", 1e-4}}}};
   j.erase("scheduler");
-  j["bf16"] = {{"enabled", absl::GetFlag(FLAGS_bf16)}};
+  j["bf16"]["enabled"] = absl::GetFlag(FLAGS_bf16);  // a --deepspeed file's other bf16 keys stay
   j["fp16"] = {{"enabled", false}};
   zt::AutoValues job;
   job.lr = 1e-4;
